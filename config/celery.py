@@ -1,0 +1,30 @@
+"""The Celery app and its single beat schedule."""
+
+import os
+
+from celery import Celery
+from celery.schedules import crontab
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+app = Celery("failtrack")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+# Minutes between two detection scans; read here rather than from Django settings because
+# this module is imported while the settings themselves are still loading.
+SCAN_INTERVAL_SECONDS = 60.0 * max(1, int(os.environ.get("FAILTRACK_SCAN_INTERVAL_MINUTES", "5")))
+
+app.conf.beat_schedule = {
+    # Timers no event announces: stage SLA breaches found from timestamps.
+    "failures-detection-scan": {
+        "task": "failures.detection_scan",
+        "schedule": SCAN_INTERVAL_SECONDS,
+        "options": {"expires": SCAN_INTERVAL_SECONDS},
+    },
+    # Housekeeping: expired login sessions pile up in the database otherwise.
+    "sessions-clear": {
+        "task": "failures.sessions_clear",
+        "schedule": crontab(hour=3, minute=17),
+    },
+}

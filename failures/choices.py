@@ -1,0 +1,126 @@
+"""Enumerations of the failures app."""
+
+from django.db import models
+
+
+class MembershipRole(models.TextChoices):
+    """What a person does in an organization; decides permissions and scope."""
+
+    BOARD = "board", "Governance board"
+    HRBP = "hrbp", "HR business partner"
+    RECRUITER = "recruiter", "Recruiter"
+    TA_OPS = "ta_ops", "TA operations"
+    IT_OPS = "it_ops", "IT operations"
+    ANALYST = "analyst", "Analyst"
+
+
+class StageCategory(models.TextChoices):
+    """The shared vocabulary every organization maps its own stage names onto."""
+
+    SOURCING = "sourcing", "Sourcing"
+    SCREENING = "screening", "Screening"
+    INTERVIEWING = "interviewing", "Interviewing"
+    OFFER = "offer", "Offer"
+    ONBOARDING = "onboarding", "Onboarding"
+    HIRED = "hired", "Hired"
+    CLOSED = "closed", "Closed"
+
+
+# The categories a failure definition can be attached to (terminal ones are not stages).
+PIPELINE_STAGE_CATEGORIES = [
+    StageCategory.SOURCING,
+    StageCategory.SCREENING,
+    StageCategory.INTERVIEWING,
+    StageCategory.OFFER,
+    StageCategory.ONBOARDING,
+]
+
+
+class ApplicationStatus(models.TextChoices):
+    """Where an application stands overall."""
+
+    ACTIVE = "active", "Active"
+    REJECTED = "rejected", "Rejected"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+    HIRED = "hired", "Hired"
+
+
+class FailureKind(models.TextChoices):
+    """Whether a definition describes a broken process step or a bad outcome."""
+
+    PROCESS = "process", "Process"
+    OUTCOME = "outcome", "Outcome"
+
+
+class FailureSeverity(models.TextChoices):
+    """How much a failure matters."""
+
+    LOW = "low", "Low"
+    MEDIUM = "medium", "Medium"
+    HIGH = "high", "High"
+    CRITICAL = "critical", "Critical"
+
+
+class FailureStatus(models.TextChoices):
+    """Lifecycle of a recorded failure."""
+
+    OPEN = "open", "Open"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged"
+    RESOLVED = "resolved", "Resolved"
+    EXEMPTED = "exempted", "Exempted"
+    DISMISSED = "dismissed", "Dismissed"
+
+
+# Allowed status changes: a failure is worked on, then closed one way or another; any
+# closed failure can be reopened if closing it was a mistake.
+FAILURE_STATUS_TRANSITIONS: dict[str, frozenset[str]] = {
+    FailureStatus.OPEN: frozenset(
+        {
+            FailureStatus.ACKNOWLEDGED,
+            FailureStatus.RESOLVED,
+            FailureStatus.EXEMPTED,
+            FailureStatus.DISMISSED,
+        }
+    ),
+    FailureStatus.ACKNOWLEDGED: frozenset(
+        {FailureStatus.RESOLVED, FailureStatus.EXEMPTED, FailureStatus.DISMISSED}
+    ),
+    FailureStatus.RESOLVED: frozenset({FailureStatus.OPEN}),
+    FailureStatus.EXEMPTED: frozenset({FailureStatus.OPEN}),
+    FailureStatus.DISMISSED: frozenset({FailureStatus.OPEN}),
+}
+
+
+class DetectorKind(models.TextChoices):
+    """How a definition version finds its failures."""
+
+    OFFER_DECLINED = "offer_declined", "Offer declined"
+    STAGE_SLA = "stage_sla", "Stage SLA breach"
+
+
+class VersionStatus(models.TextChoices):
+    """Lifecycle of a definition version; only an approved version detects."""
+
+    DRAFT = "draft", "Draft"
+    PROPOSED = "proposed", "Proposed"
+    APPROVED = "approved", "Approved"
+    RETIRED = "retired", "Retired"
+
+
+class AtsVendor(models.TextChoices):
+    """Which adapter speaks to the connection's ATS."""
+
+    GENERIC = "generic", "Generic (failtrack canonical events)"
+
+
+class EventKind(models.TextChoices):
+    """Canonical recruiting event kinds every ATS adapter maps onto."""
+
+    APPLICATION_CREATED = "application.created", "Application created"
+    APPLICATION_STAGE_CHANGED = "application.stage_changed", "Stage changed"
+    APPLICATION_REJECTED = "application.rejected", "Application rejected"
+    APPLICATION_WITHDRAWN = "application.withdrawn", "Application withdrawn"
+    APPLICATION_HIRED = "application.hired", "Candidate hired"
+    OFFER_EXTENDED = "offer.extended", "Offer extended"
+    OFFER_ACCEPTED = "offer.accepted", "Offer accepted"
+    OFFER_DECLINED = "offer.declined", "Offer declined"

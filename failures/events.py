@@ -1,0 +1,212 @@
+"""The canonical recruiting event: its validation, shared by every way events arrive.
+
+Webhooks, bulk imports and the ATS simulator all hand a decoded JSON object to
+`event_parse`, which either returns a `CanonicalEvent` or raises `EventInvalid` naming the
+offending field.
+"""
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from failures.choices import EventKind, StageCategory
+
+# How far ahead of our clock an event may claim to have happened (ATS clock skew).
+MAX_CLOCK_SKEW = timedelta(hours=1)
+MAX_ID_LENGTH = 200
+MAX_TEXT_LENGTH = 300
+
+_KIND_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+
+# Kinds that are about one application, and so must name it.
+APPLICATION_KINDS = frozenset(
+    {
+        EventKind.APPLICATION_CREATED,
+        EventKind.APPLICATION_STAGE_CHANGED,
+        EventKind.APPLICATION_REJECTED,
+        EventKind.APPLICATION_WITHDRAWN,
+        EventKind.APPLICATION_HIRED,
+        EventKind.OFFER_EXTENDED,
+        EventKind.OFFER_ACCEPTED,
+        EventKind.OFFER_DECLINED,
+    }
+)
+
+
+class EventInvalid(Exception):  # noqa: N818 - reads as the answer it is: "event invalid"
+    """The event is malformed; `field` names the offending field in dotted form."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class JobRef:
+    """The job an event is about, with whatever attributes the ATS sent."""
+
+    id: str
+    title: str | None = None
+    team: str | None = None
+    region: str | None = None
+    department: str | None = None
+    job_family: str | None = None
+    is_strategic: bool | None = None
+
+
+@dataclass(frozen=True)
+class ApplicationRef:
+    """The application an event is about."""
+
+    id: str
+    candidate_id: str
+    source: str | None = None
+    applied_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class StageRef:
+    """The stage an application is in after the event; category may come from a mapping."""
+
+    name: str
+    category: str | None = None
+
+
+@dataclass(frozen=True)
+class CanonicalEvent:
+    """A validated canonical recruiting event."""
+
+    id: str
+    kind: str
+    occurred_at: datetime
+    application: ApplicationRef | None = None
+    job: JobRef | None = None
+    stage: StageRef | None = None
+    actor_id: str = ""
+    actor_role: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+def _text(data: dict, key: str, path: str, *, required: bool, limit: int = MAX_TEXT_LENGTH):
+    value = data.get(key)
+    if value is None or value == "":
+        if required:
+            raise EventInvalid(path, "This field is required.")
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise EventInvalid(path, "Must be a string.")
+    value = str(value).strip()
+    if required and not value:
+        raise EventInvalid(path, "This field is required.")
+    if len(value) > limit:
+        raise EventInvalid(path, f"At most {limit} characters.")
+    if any(ord(ch) < 32 for ch in value):
+        raise EventInvalid(path, "Control characters are not allowed.")
+    return value
+
+
+def _timestamp(data: dict, key: str, path: str, *, required: bool) -> datetime | None:
+    value = data.get(key)
+    if value is None or value == "":
+        if required:
+            raise EventInvalid(path, "This field is required.")
+        return None
+    if not isinstance(value, str):
+        raise EventInvalid(path, "Must be an ISO 8601 timestamp string.")
+    try:
+        parsed = parse_datetime(value)
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        raise EventInvalid(path, "Not a valid ISO 8601 timestamp.")
+    if timezone.is_naive(parsed):
+        raise EventInvalid(path, "The timestamp must include a time zone (e.g. Z).")
+    if parsed > timezone.now() + MAX_CLOCK_SKEW:
+        raise EventInvalid(path, "The timestamp is in the future.")
+    return parsed
+
+
+def _object(data: dict, key: str, *, required: bool) -> dict | None:
+    value = data.get(key)
+    if value is None:
+        if required:
+            raise EventInvalid(key, "This field is required.")
+        return None
+    if not isinstance(value, dict):
+        raise EventInvalid(key, "Must be a JSON object.")
+    return value
+
+
+def event_parse(data: Any) -> CanonicalEvent:
+    """Validate one decoded JSON event; raise EventInvalid naming the first bad field."""
+    if not isinstance(data, dict):
+        raise EventInvalid("body", "The event must be a JSON object.")
+    event_id = _text(data, "id", "id", required=True, limit=MAX_ID_LENGTH)
+    kind = _text(data, "kind", "kind", required=True, limit=80)
+    if not _KIND_PATTERN.match(kind):
+        raise EventInvalid("kind", "Must look like 'noun.verb', e.g. application.stage_changed.")
+    occurred_at = _timestamp(data, "occurred_at", "occurred_at", required=True)
+
+    needs_application = kind in APPLICATION_KINDS
+    application = None
+    app_data = _object(data, "application", required=needs_application)
+    if app_data is not None:
+        application = ApplicationRef(
+            id=_text(app_data, "id", "application.id", required=True, limit=MAX_ID_LENGTH),
+            candidate_id=_text(
+                app_data, "candidate_id", "application.candidate_id", required=True,
+                limit=MAX_ID_LENGTH,
+            ),
+            source=_text(app_data, "source", "application.source", required=False),
+            applied_at=_timestamp(app_data, "applied_at", "application.applied_at", required=False),
+        )
+
+    job = None
+    job_data = _object(data, "job", required=application is not None)
+    if job_data is not None:
+        strategic = job_data.get("is_strategic")
+        if strategic is not None and not isinstance(strategic, bool):
+            raise EventInvalid("job.is_strategic", "Must be true or false.")
+        job = JobRef(
+            id=_text(job_data, "id", "job.id", required=True, limit=MAX_ID_LENGTH),
+            title=_text(job_data, "title", "job.title", required=False),
+            team=_text(job_data, "team", "job.team", required=False, limit=120),
+            region=_text(job_data, "region", "job.region", required=False, limit=40),
+            department=_text(job_data, "department", "job.department", required=False),
+            job_family=_text(job_data, "job_family", "job.job_family", required=False),
+            is_strategic=strategic,
+        )
+
+    stage = None
+    stage_data = _object(data, "stage", required=kind == EventKind.APPLICATION_STAGE_CHANGED)
+    if stage_data is not None:
+        category = _text(stage_data, "category", "stage.category", required=False, limit=20)
+        if category is not None and category not in StageCategory.values:
+            raise EventInvalid(
+                "stage.category", f"Must be one of: {', '.join(StageCategory.values)}."
+            )
+        stage = StageRef(
+            name=_text(stage_data, "name", "stage.name", required=True, limit=200),
+            category=category,
+        )
+
+    actor = _object(data, "actor", required=False) or {}
+    details = _object(data, "details", required=False) or {}
+    return CanonicalEvent(
+        id=event_id,
+        kind=kind,
+        occurred_at=occurred_at,
+        application=application,
+        job=job,
+        stage=stage,
+        actor_id=_text(actor, "id", "actor.id", required=False, limit=MAX_ID_LENGTH) or "",
+        actor_role=_text(actor, "role", "actor.role", required=False, limit=60) or "",
+        details=details,
+        raw=data,
+    )

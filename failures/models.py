@@ -1,0 +1,481 @@
+"""Tenancy, the pipeline mirror, failure definitions and the failure log."""
+
+import secrets
+import uuid
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models.functions import Lower
+from simple_history.models import HistoricalRecords
+
+from failures.choices import (
+    PIPELINE_STAGE_CATEGORIES,
+    ApplicationStatus,
+    AtsVendor,
+    DetectorKind,
+    FailureKind,
+    FailureSeverity,
+    FailureStatus,
+    MembershipRole,
+    StageCategory,
+    VersionStatus,
+)
+
+# --- Tenancy ----------------------------------------------------------------------------
+
+
+class Organization(models.Model):
+    """A tenant: one company whose recruiting failtrack watches."""
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=60, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Region(models.Model):
+    """A geographic region an organization hires in (e.g. EMEA)."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="regions")
+    code = models.CharField(max_length=40)
+    name = models.CharField(max_length=120, blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["organization", "code"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "code"], name="region_code_per_org")
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class Team(models.Model):
+    """A hiring team of an organization (e.g. Platform)."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="teams")
+    name = models.CharField(max_length=120)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["organization", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"], name="team_name_per_org")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    """A person's role in an organization, optionally limited to some regions or teams."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=20, choices=MembershipRole.choices)
+    regions = models.ManyToManyField(
+        Region, blank=True, help_text="Leave empty for every region of the organization."
+    )
+    teams = models.ManyToManyField(
+        Team, blank=True, help_text="Leave empty for every team of the organization."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    history = HistoricalRecords(m2m_fields=[regions, teams])
+
+    class Meta:
+        ordering = ["organization", "user__username"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "organization"], name="one_role_per_org")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} — {self.get_role_display()} at {self.organization}"
+
+
+# --- Connections and stage vocabulary ----------------------------------------------------
+
+
+def _new_connection_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class AtsConnection(models.Model):
+    """One ATS feeding one organization; the id is the webhook URL's connection id."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="connections"
+    )
+    name = models.CharField(max_length=120)
+    vendor = models.CharField(max_length=30, choices=AtsVendor.choices, default=AtsVendor.GENERIC)
+    secret = models.CharField(
+        max_length=200,
+        default=_new_connection_secret,
+        help_text="Shared secret the ATS signs each delivery with.",
+    )
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # The secret is a credential: it never goes into history rows.
+    history = HistoricalRecords(excluded_fields=["secret"])
+
+    class Meta:
+        ordering = ["organization", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_vendor_display()})"
+
+
+class StageMapping(models.Model):
+    """How one organization's own stage name maps onto a shared stage category."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="stage_mappings"
+    )
+    stage_name = models.CharField(max_length=200)
+    category = models.CharField(max_length=20, choices=StageCategory.choices)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["organization", "stage_name"]
+        constraints = [
+            models.UniqueConstraint(
+                "organization", Lower("stage_name"), name="stage_name_per_org_ci"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.stage_name} → {self.get_category_display()}"
+
+
+# --- Pipeline mirror ---------------------------------------------------------------------
+
+
+class Job(models.Model):
+    """A requisition as the ATS knows it."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="jobs")
+    connection = models.ForeignKey(AtsConnection, on_delete=models.PROTECT, related_name="jobs")
+    ats_id = models.CharField(max_length=200)
+    title = models.CharField(max_length=300, blank=True)
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL)
+    region = models.ForeignKey(Region, null=True, blank=True, on_delete=models.SET_NULL)
+    department = models.CharField(max_length=200, blank=True)
+    job_family = models.CharField(max_length=200, blank=True)
+    hiring_manager_ats_id = models.CharField(max_length=200, blank=True)
+    recruiter_ats_id = models.CharField(max_length=200, blank=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    is_strategic = models.BooleanField(
+        default=False, help_text="Strategic hires may follow extended timelines."
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["organization", "title"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "connection", "ats_id"], name="job_ats_id_per_connection"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.title or 'Job'} [{self.ats_id}]"
+
+
+class Candidate(models.Model):
+    """A candidate, pseudonymous: only the ATS id, never a name, contact or protected trait."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="candidates"
+    )
+    connection = models.ForeignKey(
+        AtsConnection, on_delete=models.PROTECT, related_name="candidates"
+    )
+    ats_id = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["organization", "ats_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "connection", "ats_id"],
+                name="candidate_ats_id_per_connection",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Candidate {self.ats_id}"
+
+
+class Application(models.Model):
+    """A candidate's application to a job, and where it stands in the pipeline now."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="applications"
+    )
+    connection = models.ForeignKey(
+        AtsConnection, on_delete=models.PROTECT, related_name="applications"
+    )
+    ats_id = models.CharField(max_length=200)
+    candidate = models.ForeignKey(Candidate, on_delete=models.PROTECT, related_name="applications")
+    job = models.ForeignKey(Job, on_delete=models.PROTECT, related_name="applications")
+    source = models.CharField(max_length=200, blank=True)
+    current_stage = models.CharField(max_length=200, blank=True)
+    stage_category = models.CharField(max_length=20, choices=StageCategory.choices, blank=True)
+    stage_entered_at = models.DateTimeField(null=True, blank=True)
+    category_entered_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the application entered its current category."
+    )
+    status = models.CharField(
+        max_length=20, choices=ApplicationStatus.choices, default=ApplicationStatus.ACTIVE
+    )
+    applied_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    last_event_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["organization", "-applied_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "connection", "ats_id"],
+                name="application_ats_id_per_connection",
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["stage_category", "status", "category_entered_at"],
+                name="application_stage_wait_idx",
+            ),
+            models.Index(fields=["organization", "applied_at"], name="application_org_applied_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Application {self.ats_id}"
+
+
+class RecruitingEvent(models.Model):
+    """One canonical recruiting event as received; the append-only log of the mirror."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="events"
+    )
+    connection = models.ForeignKey(AtsConnection, on_delete=models.PROTECT, related_name="events")
+    event_id = models.CharField(max_length=200, help_text="The ATS's id of the event.")
+    kind = models.CharField(max_length=80)
+    occurred_at = models.DateTimeField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    application = models.ForeignKey(
+        Application, null=True, blank=True, on_delete=models.PROTECT, related_name="events"
+    )
+    payload = models.JSONField(help_text="The canonical event, as validated.")
+
+    class Meta:
+        ordering = ["-occurred_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection", "event_id"], name="event_once_per_connection"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["organization", "occurred_at"], name="event_org_occurred_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.event_id}"
+
+
+class StageTransition(models.Model):
+    """An application moving from one stage to another."""
+
+    application = models.ForeignKey(
+        Application, on_delete=models.CASCADE, related_name="transitions"
+    )
+    from_stage = models.CharField(max_length=200, blank=True)
+    from_category = models.CharField(max_length=20, choices=StageCategory.choices, blank=True)
+    to_stage = models.CharField(max_length=200)
+    to_category = models.CharField(max_length=20, choices=StageCategory.choices)
+    occurred_at = models.DateTimeField()
+    actor_ats_id = models.CharField(max_length=200, blank=True)
+    actor_role = models.CharField(max_length=60, blank=True)
+    event = models.ForeignKey(
+        RecruitingEvent, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["application", "occurred_at"]
+        indexes = [
+            models.Index(fields=["application", "occurred_at"], name="transition_app_time_idx"),
+            models.Index(fields=["to_category", "occurred_at"], name="transition_cat_time_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.from_stage or '—'} → {self.to_stage}"
+
+
+# --- Definitions and failures -------------------------------------------------------------
+
+
+class FailureDefinition(models.Model):
+    """What counts as a failure: a stable identity whose behaviour lives in versions."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="definitions"
+    )
+    code = models.CharField(
+        max_length=40, help_text="Standard failure code, e.g. SCR-SLA-BREACH."
+    )
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    stage_category = models.CharField(
+        max_length=20, choices=[(c.value, c.label) for c in PIPELINE_STAGE_CATEGORIES]
+    )
+    kind = models.CharField(max_length=20, choices=FailureKind.choices)
+    severity = models.CharField(
+        max_length=20, choices=FailureSeverity.choices, default=FailureSeverity.MEDIUM
+    )
+    owner_role = models.CharField(
+        max_length=20,
+        choices=MembershipRole.choices,
+        default=MembershipRole.TA_OPS,
+        help_text="Who is accountable for acting on these failures.",
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["organization", "code"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "code"], name="definition_code_per_org")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} — {self.name}"
+
+
+class DefinitionVersion(models.Model):
+    """One version of a definition's behaviour: detector, parameters, lifecycle."""
+
+    definition = models.ForeignKey(
+        FailureDefinition, on_delete=models.PROTECT, related_name="versions"
+    )
+    number = models.PositiveIntegerField()
+    detector = models.CharField(max_length=40, choices=DetectorKind.choices)
+    parameters = models.JSONField(default=dict, blank=True)
+    status = models.CharField(
+        max_length=20, choices=VersionStatus.choices, default=VersionStatus.DRAFT
+    )
+    effective_from = models.DateTimeField(null=True, blank=True)
+    compliance_note = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["definition", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["definition", "number"], name="version_number_once"),
+            models.CheckConstraint(
+                condition=~models.Q(status="approved") | models.Q(effective_from__isnull=False),
+                name="approved_version_has_effective_date",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.definition.code} v{self.number}"
+
+    def clean(self) -> None:
+        from failures.detectors import detector_for
+
+        if self.detector:
+            detector_for(self.detector).validate_parameters(self.parameters)
+        if self.status == VersionStatus.APPROVED and self.effective_from is None:
+            raise ValidationError({"effective_from": "An approved version needs an effective date."})
+
+
+class Failure(models.Model):
+    """One detected failure, naming the exact definition version that produced it."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="failures"
+    )
+    definition = models.ForeignKey(
+        FailureDefinition, on_delete=models.PROTECT, related_name="failures"
+    )
+    definition_version = models.ForeignKey(
+        DefinitionVersion, on_delete=models.PROTECT, related_name="failures"
+    )
+    application = models.ForeignKey(Application, on_delete=models.PROTECT, related_name="failures")
+    candidate = models.ForeignKey(Candidate, on_delete=models.PROTECT, related_name="failures")
+    job = models.ForeignKey(Job, on_delete=models.PROTECT, related_name="failures")
+    dedupe_key = models.CharField(
+        max_length=200, help_text="Identifies the occurrence, so detection records it once."
+    )
+    occurred_at = models.DateTimeField(help_text="When the failure happened.")
+    detected_at = models.DateTimeField(help_text="When failtrack detected it.")
+    status = models.CharField(
+        max_length=20, choices=FailureStatus.choices, default=FailureStatus.OPEN
+    )
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    status_changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    status_reason = models.TextField(blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        permissions = [
+            ("change_failure_status", "Can acknowledge, resolve, exempt, dismiss or reopen"),
+            ("view_dashboard", "Can view failure dashboards"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["definition", "application", "dedupe_key"], name="failure_once"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["organization", "occurred_at"], name="failure_org_occurred_idx"),
+            models.Index(fields=["organization", "status"], name="failure_org_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.definition.code} on {self.application.ats_id}"
+
+
+class SimulationTruth(models.Model):
+    """A failure the ATS simulator caused on purpose: the ground truth detection is checked by."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="simulation_truths"
+    )
+    seed = models.IntegerField()
+    definition_code = models.CharField(max_length=40)
+    application_ats_id = models.CharField(max_length=200)
+    dedupe_key = models.CharField(max_length=200)
+    occurred_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["organization", "occurred_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "definition_code", "application_ats_id", "dedupe_key"],
+                name="truth_once",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.definition_code} on {self.application_ats_id}"

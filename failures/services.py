@@ -1,0 +1,562 @@
+"""Use-cases of the failures app: every write goes through one of these functions.
+
+The admin, the API, webhooks, Celery tasks and management commands all call them, so a
+rule lives in one place. Side effects (signals) happen after the transaction commits.
+"""
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, Group
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from failures.choices import (
+    FAILURE_STATUS_TRANSITIONS,
+    ApplicationStatus,
+    AtsVendor,
+    DetectorKind,
+    EventKind,
+    FailureKind,
+    FailureSeverity,
+    FailureStatus,
+    MembershipRole,
+    StageCategory,
+    VersionStatus,
+)
+from failures.detectors import Detection, EventContext, detector_for
+from failures.events import CanonicalEvent, EventInvalid, JobRef, event_parse
+from failures.models import (
+    Application,
+    AtsConnection,
+    Candidate,
+    DefinitionVersion,
+    Failure,
+    FailureDefinition,
+    Job,
+    Membership,
+    Organization,
+    RecruitingEvent,
+    Region,
+    StageMapping,
+    StageTransition,
+    Team,
+)
+from failures.roles import STAFF_ROLES, group_name
+from failures.selectors import definition_versions_in_force
+from failures.signals import failures_recorded
+
+logger = logging.getLogger(__name__)
+
+# --- Tenancy ----------------------------------------------------------------------------
+
+
+def user_roles_sync(*, user: AbstractBaseUser) -> None:
+    """Make a user's role groups and staff flag follow their memberships."""
+    roles = set(Membership.objects.filter(user=user).values_list("role", flat=True))
+    role_groups = Group.objects.filter(name__startswith="failtrack: ")
+    wanted = [g for g in role_groups if g.name in {group_name(r) for r in roles}]
+    user.groups.remove(*[g for g in role_groups if g not in wanted])
+    user.groups.add(*wanted)
+    is_staff = user.is_superuser or bool(roles & STAFF_ROLES)
+    if user.is_staff != is_staff:
+        user.is_staff = is_staff
+        user.save(update_fields=["is_staff"])
+
+
+@transaction.atomic
+def membership_grant(
+    *,
+    actor: AbstractBaseUser | None,
+    user: AbstractBaseUser,
+    organization: Organization,
+    role: str,
+    regions: list[Region] | None = None,
+    teams: list[Team] | None = None,
+) -> Membership:
+    """Give a user a role in an organization (replacing any earlier role there)."""
+    if role not in MembershipRole.values:
+        raise ValidationError({"role": f"Unknown role {role!r}."})
+    for item in [*(regions or []), *(teams or [])]:
+        if item.organization_id != organization.pk:
+            raise ValidationError({"regions": f"{item} belongs to another organization."})
+    membership, _ = Membership.objects.update_or_create(
+        user=user, organization=organization, defaults={"role": role}
+    )
+    membership.regions.set(regions or [])
+    membership.teams.set(teams or [])
+    user_roles_sync(user=user)
+    logger.info("membership granted org=%s role=%s user_id=%s", organization.slug, role, user.pk)
+    return membership
+
+
+def connection_create(
+    *, actor: AbstractBaseUser | None, organization: Organization, name: str,
+    vendor: str = AtsVendor.GENERIC,
+) -> AtsConnection:
+    """Open an ATS connection with a freshly generated secret."""
+    connection = AtsConnection(organization=organization, name=name, vendor=vendor)
+    connection.full_clean()
+    connection._history_user = actor
+    connection.save()
+    return connection
+
+
+# --- Definitions --------------------------------------------------------------------------
+
+# The standard definitions every organization starts with: (code, name, category, kind,
+# severity, owner, detector, parameters, description).
+STANDARD_DEFINITIONS = [
+    (
+        "SCR-SLA-BREACH",
+        "Screening SLA breached",
+        StageCategory.SCREENING,
+        FailureKind.PROCESS,
+        FailureSeverity.HIGH,
+        MembershipRole.TA_OPS,
+        DetectorKind.STAGE_SLA,
+        {"max_days": 7},
+        "An application waited in screening longer than the agreed number of days.",
+    ),
+    (
+        "OFR-DECLINED",
+        "Offer declined",
+        StageCategory.OFFER,
+        FailureKind.OUTCOME,
+        FailureSeverity.MEDIUM,
+        MembershipRole.HRBP,
+        DetectorKind.OFFER_DECLINED,
+        {},
+        "A candidate declined the offer we extended.",
+    ),
+]
+
+
+@transaction.atomic
+def definitions_bootstrap(
+    *, organization: Organization, actor: AbstractBaseUser | None = None,
+    effective_from: datetime | None = None,
+) -> list[FailureDefinition]:
+    """Give an organization the standard definitions, each with an approved version 1."""
+    effective_from = effective_from or timezone.now()
+    definitions = []
+    for code, name, category, kind, severity, owner, detector, params, text in (
+        STANDARD_DEFINITIONS
+    ):
+        definition, created = FailureDefinition.objects.get_or_create(
+            organization=organization,
+            code=code,
+            defaults={
+                "name": name,
+                "stage_category": category,
+                "kind": kind,
+                "severity": severity,
+                "owner_role": owner,
+                "description": text,
+            },
+        )
+        if created or not definition.versions.exists():
+            version = DefinitionVersion(
+                definition=definition,
+                number=1,
+                detector=detector,
+                parameters=dict(params),
+                status=VersionStatus.APPROVED,
+                effective_from=effective_from,
+                created_by=actor,
+            )
+            version.full_clean()
+            version._change_reason = "Standard definition bootstrapped"
+            version.save()
+        definitions.append(definition)
+    return definitions
+
+
+# --- Recording events ----------------------------------------------------------------------
+
+
+@dataclass
+class EventRecordResult:
+    """What recording one event did."""
+
+    event: RecruitingEvent
+    created: bool
+    failures: list[Failure] = field(default_factory=list)
+
+
+def _stage_category_resolve(organization: Organization, event: CanonicalEvent) -> str | None:
+    if event.stage is None:
+        return None
+    if event.stage.category:
+        return event.stage.category
+    mapped = (
+        StageMapping.objects.filter(
+            organization=organization, stage_name__iexact=event.stage.name
+        )
+        .values_list("category", flat=True)
+        .first()
+    )
+    if mapped is None:
+        raise EventInvalid(
+            "stage.category",
+            f"Stage {event.stage.name!r} is not mapped for this organization: send "
+            "stage.category or add a stage mapping.",
+        )
+    return mapped
+
+
+def _job_upsert(connection: AtsConnection, ref: JobRef) -> Job:
+    organization = connection.organization
+    job, created = Job.objects.get_or_create(
+        organization=organization, connection=connection, ats_id=ref.id
+    )
+    wanted: dict[str, Any] = {}
+    for attr in ("title", "department", "job_family"):
+        value = getattr(ref, attr)
+        if value is not None:
+            wanted[attr] = value
+    if ref.is_strategic is not None:
+        wanted["is_strategic"] = ref.is_strategic
+    if ref.region is not None:
+        wanted["region"] = Region.objects.get_or_create(
+            organization=organization, code=ref.region
+        )[0]
+    if ref.team is not None:
+        wanted["team"] = Team.objects.get_or_create(organization=organization, name=ref.team)[0]
+    changed = [name for name, value in wanted.items() if getattr(job, name) != value]
+    if changed:
+        for name in changed:
+            setattr(job, name, wanted[name])
+        job._change_reason = "Updated from an ATS event"
+        job.save(update_fields=changed)
+    return job
+
+
+def _application_upsert(
+    connection: AtsConnection, event: CanonicalEvent, job: Job
+) -> Application:
+    ref = event.application
+    assert ref is not None
+    organization = connection.organization
+    candidate, _ = Candidate.objects.get_or_create(
+        organization=organization, connection=connection, ats_id=ref.candidate_id
+    )
+    application, created = Application.objects.get_or_create(
+        organization=organization,
+        connection=connection,
+        ats_id=ref.id,
+        defaults={
+            "candidate": candidate,
+            "job": job,
+            "source": ref.source or "",
+            "applied_at": ref.applied_at or event.occurred_at,
+        },
+    )
+    if not created:
+        if application.candidate_id != candidate.pk:
+            raise EventInvalid(
+                "application.candidate_id",
+                "Does not match the candidate this application already belongs to.",
+            )
+        if application.job_id != job.pk:
+            raise EventInvalid(
+                "job.id", "Does not match the job this application already belongs to."
+            )
+        if ref.source and not application.source:
+            application.source = ref.source
+    return application
+
+
+_TERMINAL = {
+    EventKind.APPLICATION_REJECTED: (ApplicationStatus.REJECTED, StageCategory.CLOSED, "Rejected"),
+    EventKind.APPLICATION_WITHDRAWN: (
+        ApplicationStatus.WITHDRAWN, StageCategory.CLOSED, "Withdrawn"
+    ),
+    EventKind.APPLICATION_HIRED: (ApplicationStatus.HIRED, StageCategory.HIRED, "Hired"),
+}
+
+
+def _application_move(
+    application: Application,
+    *,
+    stage: str,
+    category: str,
+    event: CanonicalEvent,
+    log_row: RecruitingEvent,
+) -> EventContext:
+    """Put an application into a stage, record the transition, say what it left."""
+    at = event.occurred_at
+    StageTransition.objects.create(
+        application=application,
+        from_stage=application.current_stage,
+        from_category=application.stage_category,
+        to_stage=stage,
+        to_category=category,
+        occurred_at=at,
+        actor_ats_id=event.actor_id,
+        actor_role=event.actor_role,
+        event=log_row,
+    )
+    if application.stage_entered_at is not None and at < application.stage_entered_at:
+        # An older event arriving late: it belongs in the history, not in "now".
+        return EventContext(event=event, application=application)
+    left_category = None
+    left_entered = None
+    if application.stage_category and application.stage_category != category:
+        left_category = application.stage_category
+        left_entered = application.category_entered_at
+    if application.stage_category != category or application.category_entered_at is None:
+        application.category_entered_at = at
+    application.current_stage = stage
+    application.stage_category = category
+    application.stage_entered_at = at
+    return EventContext(
+        event=event,
+        application=application,
+        left_category=left_category,
+        left_category_entered_at=left_entered,
+    )
+
+
+def _event_apply(
+    application: Application, event: CanonicalEvent, category: str | None, row: RecruitingEvent
+) -> EventContext:
+    context = EventContext(event=event, application=application)
+    terminal = _TERMINAL.get(event.kind)
+    if terminal is not None:
+        status, terminal_category, label = terminal
+        if application.status == ApplicationStatus.ACTIVE:
+            context = _application_move(
+                application, stage=label, category=terminal_category, event=event, log_row=row
+            )
+            application.status = status
+            application.closed_at = event.occurred_at
+    elif event.stage is not None and category is not None:
+        is_new_stage = (
+            application.current_stage != event.stage.name
+            or application.stage_category != category
+        )
+        if is_new_stage:
+            context = _application_move(
+                application, stage=event.stage.name, category=category, event=event, log_row=row
+            )
+            if application.status != ApplicationStatus.ACTIVE and category not in (
+                StageCategory.CLOSED,
+                StageCategory.HIRED,
+            ):
+                # Moved back into the pipeline: the ATS re-opened the application.
+                application.status = ApplicationStatus.ACTIVE
+                application.closed_at = None
+    if application.last_event_at is None or event.occurred_at > application.last_event_at:
+        application.last_event_at = event.occurred_at
+    application.save()
+    return context
+
+
+def event_record(*, connection: AtsConnection, payload: Any) -> EventRecordResult:
+    """Validate and record one canonical event, update the mirror, and detect failures.
+
+    Idempotent per (connection, event id): a duplicate changes nothing and returns the
+    stored event with created=False. Any invalid part rolls back the whole event.
+    """
+    event = event_parse(payload)
+    organization = connection.organization
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                row = RecruitingEvent.objects.create(
+                    organization=organization,
+                    connection=connection,
+                    event_id=event.id,
+                    kind=event.kind,
+                    occurred_at=event.occurred_at,
+                    payload=event.raw,
+                )
+        except IntegrityError:
+            existing = RecruitingEvent.objects.get(connection=connection, event_id=event.id)
+            return EventRecordResult(event=existing, created=False)
+
+        category = _stage_category_resolve(organization, event)
+        if event.application is None:
+            if event.job is not None:
+                _job_upsert(connection, event.job)
+            return EventRecordResult(event=row, created=True)
+
+        assert event.job is not None
+        job = _job_upsert(connection, event.job)
+        application = _application_upsert(connection, event, job)
+        context = _event_apply(application, event, category, row)
+        row.application = application
+        row.save(update_fields=["application"])
+
+        detected_at = timezone.now()
+        failures = []
+        for version in definition_versions_in_force(
+            at=detected_at, organization_id=organization.pk
+        ):
+            for detection in detector_for(version.detector).on_event(version, context):
+                failure, created = failure_record(
+                    version=version, detection=detection, detected_at=detected_at
+                )
+                if created:
+                    failures.append(failure)
+    return EventRecordResult(event=row, created=True, failures=failures)
+
+
+# --- Failures -----------------------------------------------------------------------------
+
+
+def failure_record(
+    *, version: DefinitionVersion, detection: Detection, detected_at: datetime
+) -> tuple[Failure, bool]:
+    """Record a detection as a failure once; a repeat returns the existing one."""
+    definition = version.definition
+    try:
+        with transaction.atomic():
+            failure = Failure(
+                organization_id=definition.organization_id,
+                definition=definition,
+                definition_version=version,
+                application_id=detection.application_id,
+                candidate_id=detection.candidate_id,
+                job_id=detection.job_id,
+                dedupe_key=detection.dedupe_key,
+                occurred_at=detection.occurred_at,
+                detected_at=detected_at,
+                details=detection.details,
+            )
+            failure._change_reason = f"Detected by {definition.code} v{version.number}"
+            failure.save()
+    except IntegrityError:
+        existing = Failure.objects.get(
+            definition=definition,
+            application_id=detection.application_id,
+            dedupe_key=detection.dedupe_key,
+        )
+        return existing, False
+    failure_id = failure.pk
+    transaction.on_commit(
+        lambda: failures_recorded.send(sender=Failure, failure_ids=[failure_id])
+    )
+    logger.info(
+        "failure recorded id=%s code=%s org_id=%s",
+        failure_id, definition.code, definition.organization_id,
+    )
+    return failure, True
+
+
+def _actor_may_change_status(actor: AbstractBaseUser, failure: Failure) -> bool:
+    if not actor.is_active or not actor.has_perm("failures.change_failure_status"):
+        return False
+    if actor.is_superuser:
+        return True
+    return Membership.objects.filter(user=actor, organization_id=failure.organization_id).exists()
+
+
+def failure_transition(
+    *, actor: AbstractBaseUser, failure: Failure, to_status: str, reason: str
+) -> Failure:
+    """Change a failure's status along an allowed transition, with actor and reason."""
+    if not _actor_may_change_status(actor, failure):
+        raise PermissionDenied("You may not change the status of this failure.")
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": "Give a reason for the status change."})
+    if to_status not in FailureStatus.values:
+        raise ValidationError({"status": f"Unknown status {to_status!r}."})
+    with transaction.atomic():
+        locked = Failure.objects.select_for_update().get(pk=failure.pk)
+        if to_status not in FAILURE_STATUS_TRANSITIONS[locked.status]:
+            raise ValidationError(
+                {"status": f"A {locked.get_status_display().lower()} failure cannot become "
+                 f"{FailureStatus(to_status).label.lower()}."}
+            )
+        locked.status = to_status
+        locked.status_changed_at = timezone.now()
+        locked.status_changed_by = actor
+        locked.status_reason = reason
+        locked._change_reason = reason
+        locked._history_user = actor
+        locked.save(
+            update_fields=["status", "status_changed_at", "status_changed_by", "status_reason"]
+        )
+    logger.info("failure status id=%s status=%s actor_id=%s", locked.pk, to_status, actor.pk)
+    return locked
+
+
+def failure_acknowledge(*, actor: AbstractBaseUser, failure: Failure, reason: str) -> Failure:
+    """Someone owns the failure now."""
+    return failure_transition(
+        actor=actor, failure=failure, to_status=FailureStatus.ACKNOWLEDGED, reason=reason
+    )
+
+
+def failure_resolve(*, actor: AbstractBaseUser, failure: Failure, reason: str) -> Failure:
+    """The cause was dealt with."""
+    return failure_transition(
+        actor=actor, failure=failure, to_status=FailureStatus.RESOLVED, reason=reason
+    )
+
+
+def failure_dismiss(*, actor: AbstractBaseUser, failure: Failure, reason: str) -> Failure:
+    """It was not a failure after all."""
+    return failure_transition(
+        actor=actor, failure=failure, to_status=FailureStatus.DISMISSED, reason=reason
+    )
+
+
+def failure_exempt(*, actor: AbstractBaseUser, failure: Failure, reason: str) -> Failure:
+    """A documented exception applies (e.g. a strategic hire)."""
+    return failure_transition(
+        actor=actor, failure=failure, to_status=FailureStatus.EXEMPTED, reason=reason
+    )
+
+
+def failure_reopen(*, actor: AbstractBaseUser, failure: Failure, reason: str) -> Failure:
+    """Closing it was a mistake."""
+    return failure_transition(
+        actor=actor, failure=failure, to_status=FailureStatus.OPEN, reason=reason
+    )
+
+
+# --- Periodic detection --------------------------------------------------------------------
+
+
+@dataclass
+class ScanResult:
+    """What one detection scan did."""
+
+    versions: int = 0
+    recorded: int = 0
+    codes: dict[str, int] = field(default_factory=dict)
+
+
+def detection_scan(
+    *, now: datetime | None = None, organization: Organization | None = None
+) -> ScanResult:
+    """Run every scanning detector in force; record what timestamps alone reveal.
+
+    Idempotent: a second scan at the same moment records nothing new.
+    """
+    now = now or timezone.now()
+    result = ScanResult()
+    versions = definition_versions_in_force(
+        at=now, organization_id=organization.pk if organization else None
+    )
+    for version in versions:
+        detector = detector_for(version.detector)
+        if not detector.scans:
+            continue
+        result.versions += 1
+        for detection in detector.scan(version, now):
+            _, created = failure_record(version=version, detection=detection, detected_at=now)
+            if created:
+                result.recorded += 1
+                code = version.definition.code
+                result.codes[code] = result.codes.get(code, 0) + 1
+    logger.info("detection scan versions=%s recorded=%s", result.versions, result.recorded)
+    return result
+

@@ -1,0 +1,9 @@
+from django.urls import path
+
+from integrations.views import AtsHookView
+
+app_name = "integrations"
+
+urlpatterns = [
+    path("hooks/<str:vendor>/<str:connection_id>/", AtsHookView.as_view(), name="ats-hook"),
+]

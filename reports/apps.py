@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class ReportsConfig(AppConfig):
+    """Dashboards, rollups and reports."""
+
+    name = "reports"
+    verbose_name = "Reports"
