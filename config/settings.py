@@ -33,11 +33,9 @@ DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured(
-            "SECRET_KEY must be set when DEBUG is off (see .env.example)."
-        )
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off (see .env.example).")
     # Only reachable with DEBUG explicitly on: a key that is obviously not for production.
-    SECRET_KEY = "insecure-development-key-" + "x" * 40  # noqa: S105
+    SECRET_KEY = "insecure-development-key-" + "x" * 40
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG else "")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
@@ -181,6 +179,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(VAR_DIR / "queue-processed"),
         "store_processed": False,
     }
+    _queue_dir.mkdir(parents=True, exist_ok=True)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

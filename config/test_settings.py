@@ -9,7 +9,7 @@ os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
 os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
 
-from config.settings import *  # noqa: E402,F403
+from config.settings import *  # noqa: F403
 
 # Fast hashing: every test logs users in; the production hasher adds seconds, not safety.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

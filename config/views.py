@@ -12,7 +12,9 @@ from failures.selectors import membership_list
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     """Where each role starts: links to what the user may open."""
-    return render(request, "failtrack/home.html", {"memberships": membership_list(user=request.user)})
+    return render(
+        request, "failtrack/home.html", {"memberships": membership_list(user=request.user)}
+    )
 
 
 @never_cache

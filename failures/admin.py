@@ -63,7 +63,9 @@ class ScopedAdmin(SimpleHistoryAdmin):
         if "organization" in field_names:
             return scope_queryset(queryset, user=request.user)
         if "definition" in field_names:
-            return scope_queryset(queryset, user=request.user, organization="definition__organization")
+            return scope_queryset(
+                queryset, user=request.user, organization="definition__organization"
+            )
         return queryset
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):  # type: ignore[override]
@@ -155,7 +157,9 @@ class AtsConnectionAdmin(ScopedAdmin):
     def webhook_url(self, obj: AtsConnection) -> str:
         if not obj.pk:
             return "Shown after saving."
-        return reverse("integrations:ats-hook", kwargs={"vendor": obj.vendor, "connection_id": obj.pk})
+        return reverse(
+            "integrations:ats-hook", kwargs={"vendor": obj.vendor, "connection_id": obj.pk}
+        )
 
     def save_model(self, request, obj, form, change) -> None:  # type: ignore[override]
         super().save_model(request, obj, form, change)
@@ -297,7 +301,13 @@ class FailureAdmin(ScopedAdmin):
     scope_region = "job__region"
     scope_team = "job__team"
     list_display = [
-        "code", "application_link", "job", "stage", "status", "occurred_at", "detected_at",
+        "code",
+        "application_link",
+        "job",
+        "stage",
+        "status",
+        "occurred_at",
+        "detected_at",
     ]
     list_filter = [
         "status",
@@ -312,9 +322,20 @@ class FailureAdmin(ScopedAdmin):
     date_hierarchy = "occurred_at"
     actions = ["change_status"]
     readonly_fields = [
-        "organization", "definition", "definition_version", "application", "candidate", "job",
-        "dedupe_key", "occurred_at", "detected_at", "status", "status_changed_at",
-        "status_changed_by", "status_reason", "details",
+        "organization",
+        "definition",
+        "definition_version",
+        "application",
+        "candidate",
+        "job",
+        "dedupe_key",
+        "occurred_at",
+        "detected_at",
+        "status",
+        "status_changed_at",
+        "status_changed_by",
+        "status_reason",
+        "details",
     ]
 
     @admin.display(description="Code", ordering="definition__code")

@@ -37,7 +37,7 @@ APPLICATION_KINDS = frozenset(
 )
 
 
-class EventInvalid(Exception):  # noqa: N818 - reads as the answer it is: "event invalid"
+class EventInvalid(Exception):
     """The event is malformed; `field` names the offending field in dotted form."""
 
     def __init__(self, field: str, message: str) -> None:
@@ -160,7 +160,10 @@ def event_parse(data: Any) -> CanonicalEvent:
         application = ApplicationRef(
             id=_text(app_data, "id", "application.id", required=True, limit=MAX_ID_LENGTH),
             candidate_id=_text(
-                app_data, "candidate_id", "application.candidate_id", required=True,
+                app_data,
+                "candidate_id",
+                "application.candidate_id",
+                required=True,
                 limit=MAX_ID_LENGTH,
             ),
             source=_text(app_data, "source", "application.source", required=False),

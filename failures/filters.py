@@ -30,6 +30,12 @@ class FailureFilterSet(django_filters.FilterSet):
     class Meta:
         model = Failure
         fields = [
-            "code", "stage_category", "status", "job", "application", "organization",
-            "occurred_after", "occurred_before",
+            "code",
+            "stage_category",
+            "status",
+            "job",
+            "application",
+            "organization",
+            "occurred_after",
+            "occurred_before",
         ]

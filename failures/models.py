@@ -268,9 +268,7 @@ class Application(models.Model):
 class RecruitingEvent(models.Model):
     """One canonical recruiting event as received; the append-only log of the mirror."""
 
-    organization = models.ForeignKey(
-        Organization, on_delete=models.PROTECT, related_name="events"
-    )
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="events")
     connection = models.ForeignKey(AtsConnection, on_delete=models.PROTECT, related_name="events")
     event_id = models.CharField(max_length=200, help_text="The ATS's id of the event.")
     kind = models.CharField(max_length=80)
@@ -333,9 +331,7 @@ class FailureDefinition(models.Model):
     organization = models.ForeignKey(
         Organization, on_delete=models.PROTECT, related_name="definitions"
     )
-    code = models.CharField(
-        max_length=40, help_text="Standard failure code, e.g. SCR-SLA-BREACH."
-    )
+    code = models.CharField(max_length=40, help_text="Standard failure code, e.g. SCR-SLA-BREACH.")
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     stage_category = models.CharField(
@@ -402,7 +398,9 @@ class DefinitionVersion(models.Model):
         if self.detector:
             detector_for(self.detector).validate_parameters(self.parameters)
         if self.status == VersionStatus.APPROVED and self.effective_from is None:
-            raise ValidationError({"effective_from": "An approved version needs an effective date."})
+            raise ValidationError(
+                {"effective_from": "An approved version needs an effective date."}
+            )
 
 
 class Failure(models.Model):

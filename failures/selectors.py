@@ -82,9 +82,7 @@ def definition_versions_in_force(
 ) -> list[DefinitionVersion]:
     """For each definition, the approved version in force at `at` (the latest effective)."""
     versions = (
-        DefinitionVersion.objects.filter(
-            status=VersionStatus.APPROVED, effective_from__lte=at
-        )
+        DefinitionVersion.objects.filter(status=VersionStatus.APPROVED, effective_from__lte=at)
         .select_related("definition")
         .order_by("definition_id", "-effective_from", "-number")
     )

@@ -94,7 +94,10 @@ def membership_grant(
 
 
 def connection_create(
-    *, actor: AbstractBaseUser | None, organization: Organization, name: str,
+    *,
+    actor: AbstractBaseUser | None,
+    organization: Organization,
+    name: str,
     vendor: str = AtsVendor.GENERIC,
 ) -> AtsConnection:
     """Open an ATS connection with a freshly generated secret."""
@@ -137,15 +140,15 @@ STANDARD_DEFINITIONS = [
 
 @transaction.atomic
 def definitions_bootstrap(
-    *, organization: Organization, actor: AbstractBaseUser | None = None,
+    *,
+    organization: Organization,
+    actor: AbstractBaseUser | None = None,
     effective_from: datetime | None = None,
 ) -> list[FailureDefinition]:
     """Give an organization the standard definitions, each with an approved version 1."""
     effective_from = effective_from or timezone.now()
     definitions = []
-    for code, name, category, kind, severity, owner, detector, params, text in (
-        STANDARD_DEFINITIONS
-    ):
+    for code, name, category, kind, severity, owner, detector, params, text in STANDARD_DEFINITIONS:
         definition, created = FailureDefinition.objects.get_or_create(
             organization=organization,
             code=code,
@@ -193,9 +196,7 @@ def _stage_category_resolve(organization: Organization, event: CanonicalEvent) -
     if event.stage.category:
         return event.stage.category
     mapped = (
-        StageMapping.objects.filter(
-            organization=organization, stage_name__iexact=event.stage.name
-        )
+        StageMapping.objects.filter(organization=organization, stage_name__iexact=event.stage.name)
         .values_list("category", flat=True)
         .first()
     )
@@ -210,7 +211,7 @@ def _stage_category_resolve(organization: Organization, event: CanonicalEvent) -
 
 def _job_upsert(connection: AtsConnection, ref: JobRef) -> Job:
     organization = connection.organization
-    job, created = Job.objects.get_or_create(
+    job, _ = Job.objects.select_related("region", "team").get_or_create(
         organization=organization, connection=connection, ats_id=ref.id
     )
     wanted: dict[str, Any] = {}
@@ -220,11 +221,12 @@ def _job_upsert(connection: AtsConnection, ref: JobRef) -> Job:
             wanted[attr] = value
     if ref.is_strategic is not None:
         wanted["is_strategic"] = ref.is_strategic
-    if ref.region is not None:
-        wanted["region"] = Region.objects.get_or_create(
-            organization=organization, code=ref.region
-        )[0]
-    if ref.team is not None:
+    # Look regions and teams up only when the job does not already point at them.
+    if ref.region is not None and (job.region is None or job.region.code != ref.region):
+        wanted["region"] = Region.objects.get_or_create(organization=organization, code=ref.region)[
+            0
+        ]
+    if ref.team is not None and (job.team is None or job.team.name != ref.team):
         wanted["team"] = Team.objects.get_or_create(organization=organization, name=ref.team)[0]
     changed = [name for name, value in wanted.items() if getattr(job, name) != value]
     if changed:
@@ -235,9 +237,7 @@ def _job_upsert(connection: AtsConnection, ref: JobRef) -> Job:
     return job
 
 
-def _application_upsert(
-    connection: AtsConnection, event: CanonicalEvent, job: Job
-) -> Application:
+def _application_upsert(connection: AtsConnection, event: CanonicalEvent, job: Job) -> Application:
     ref = event.application
     assert ref is not None
     organization = connection.organization
@@ -273,7 +273,9 @@ def _application_upsert(
 _TERMINAL = {
     EventKind.APPLICATION_REJECTED: (ApplicationStatus.REJECTED, StageCategory.CLOSED, "Rejected"),
     EventKind.APPLICATION_WITHDRAWN: (
-        ApplicationStatus.WITHDRAWN, StageCategory.CLOSED, "Withdrawn"
+        ApplicationStatus.WITHDRAWN,
+        StageCategory.CLOSED,
+        "Withdrawn",
     ),
     EventKind.APPLICATION_HIRED: (ApplicationStatus.HIRED, StageCategory.HIRED, "Hired"),
 }
@@ -336,8 +338,7 @@ def _event_apply(
             application.closed_at = event.occurred_at
     elif event.stage is not None and category is not None:
         is_new_stage = (
-            application.current_stage != event.stage.name
-            or application.stage_category != category
+            application.current_stage != event.stage.name or application.stage_category != category
         )
         if is_new_stage:
             context = _application_move(
@@ -438,12 +439,12 @@ def failure_record(
         )
         return existing, False
     failure_id = failure.pk
-    transaction.on_commit(
-        lambda: failures_recorded.send(sender=Failure, failure_ids=[failure_id])
-    )
-    logger.info(
+    transaction.on_commit(lambda: failures_recorded.send(sender=Failure, failure_ids=[failure_id]))
+    logger.debug(
         "failure recorded id=%s code=%s org_id=%s",
-        failure_id, definition.code, definition.organization_id,
+        failure_id,
+        definition.code,
+        definition.organization_id,
     )
     return failure, True
 
@@ -471,8 +472,10 @@ def failure_transition(
         locked = Failure.objects.select_for_update().get(pk=failure.pk)
         if to_status not in FAILURE_STATUS_TRANSITIONS[locked.status]:
             raise ValidationError(
-                {"status": f"A {locked.get_status_display().lower()} failure cannot become "
-                 f"{FailureStatus(to_status).label.lower()}."}
+                {
+                    "status": f"A {locked.get_status_display().lower()} failure cannot become "
+                    f"{FailureStatus(to_status).label.lower()}."
+                }
             )
         locked.status = to_status
         locked.status_changed_at = timezone.now()
@@ -559,4 +562,3 @@ def detection_scan(
                 result.codes[code] = result.codes.get(code, 0) + 1
     logger.info("detection scan versions=%s recorded=%s", result.versions, result.recorded)
     return result
-

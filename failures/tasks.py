@@ -6,8 +6,13 @@ from django.core.management import call_command
 from failures.services import detection_scan
 
 
-@shared_task(name="failures.detection_scan", acks_late=True, reject_on_worker_lost=True,
-             time_limit=30 * 60, soft_time_limit=29 * 60)
+@shared_task(
+    name="failures.detection_scan",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    time_limit=30 * 60,
+    soft_time_limit=29 * 60,
+)
 def detection_scan_task() -> dict:
     """Find failures no event announces (stage SLA breaches). Safe to run twice."""
     result = detection_scan()

@@ -16,6 +16,6 @@ def prefixed_hex_matches(header: str | None, *, prefix: str, secret: str, body: 
     header = header.strip()
     if not header.startswith(prefix):
         return False
-    received = header[len(prefix):].strip().lower()
+    received = header[len(prefix) :].strip().lower()
     expected = hmac_sha256_hex(secret, body)
     return hmac.compare_digest(received.encode(), expected.encode())

@@ -103,7 +103,9 @@ class AtsHookView(APIView):
             )
         logger.info(
             "hook accepted connection=%s kind=%s failures=%d",
-            connection.pk, result.event.kind, len(result.failures),
+            connection.pk,
+            result.event.kind,
+            len(result.failures),
         )
         return Response(
             {"status": "accepted", "id": result.event.event_id, "failures": len(result.failures)},

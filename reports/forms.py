@@ -11,11 +11,15 @@ class DashboardFilterForm(forms.Form):
     """What the viewer may narrow the dashboard to; choices are already scoped."""
 
     organization = forms.ModelChoiceField(
-        queryset=Organization.objects.none(), to_field_name="slug", required=False,
+        queryset=Organization.objects.none(),
+        to_field_name="slug",
+        required=False,
         empty_label=None,
     )
     region = forms.ModelChoiceField(
-        queryset=Region.objects.none(), to_field_name="code", required=False,
+        queryset=Region.objects.none(),
+        to_field_name="code",
+        required=False,
         empty_label="All regions in scope",
     )
     weeks = forms.TypedChoiceField(choices=WEEK_CHOICES, coerce=int, required=False)

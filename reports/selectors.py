@@ -93,4 +93,3 @@ def failures_per_category_week(
         if i is not None and row["to_category"] in result.entered:
             result.entered[row["to_category"]][i] += row["n"]
     return result
-

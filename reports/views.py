@@ -27,9 +27,7 @@ class DashboardQuery:
 def _dashboard_query(request: HttpRequest) -> DashboardQuery:
     organizations = organization_list(user=request.user)
     slug = request.GET.get("organization")
-    organization = (
-        organizations.filter(slug=slug).first() if slug else organizations.first()
-    )
+    organization = organizations.filter(slug=slug).first() if slug else organizations.first()
     if organization is None:
         # Another organization's slug, or none at all: nothing to show, and no hint why.
         raise Http404("No such organization.")
@@ -97,7 +95,11 @@ def failures_dashboard_csv(request: HttpRequest) -> HttpResponse:
     for category, _label in counts.categories:
         for i, week in enumerate(counts.weeks):
             writer.writerow(
-                [week.isoformat(), category, counts.failures[category][i],
-                 counts.entered[category][i]]
+                [
+                    week.isoformat(),
+                    category,
+                    counts.failures[category][i],
+                    counts.entered[category][i],
+                ]
             )
     return response

@@ -26,8 +26,23 @@ class FailureSerializer(serializers.ModelSerializer):
     class Meta:
         model = Failure
         fields = [
-            "id", "organization", "code", "name", "stage_category", "severity",
-            "definition_version", "status", "occurred_at", "detected_at", "application",
-            "candidate", "job", "job_title", "team", "region", "status_reason", "details",
+            "id",
+            "organization",
+            "code",
+            "name",
+            "stage_category",
+            "severity",
+            "definition_version",
+            "status",
+            "occurred_at",
+            "detected_at",
+            "application",
+            "candidate",
+            "job",
+            "job_title",
+            "team",
+            "region",
+            "status_reason",
+            "details",
         ]
         read_only_fields = fields

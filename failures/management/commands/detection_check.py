@@ -1,0 +1,61 @@
+"""Run the simulator, detect, and compare with its ground truth, kind by kind."""
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+
+from failures.models import Organization
+from failures.progress import Progress
+from failures.services import detection_scan
+from failures.simulation import ORGANIZATIONS, simulate, truth_compare
+
+
+class Command(BaseCommand):
+    help = (
+        "Simulate an ATS into the configured database, run detection, and print precision "
+        "and recall per failure code. Exits non-zero when either is below 100 %."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--seed", type=int, default=1)
+        parser.add_argument("--applications", type=int, default=1000)
+        parser.add_argument("--organizations", type=int, default=1)
+
+    def handle(self, *args: object, **options: object) -> None:
+        count = int(options["applications"])
+        if not 100 <= count <= 1_000_000:
+            raise CommandError("--applications must be between 100 and 1,000,000.")
+        organizations = int(options["organizations"])
+        slugs = [slug for slug, _ in ORGANIZATIONS[:organizations]]
+        if Organization.objects.filter(slug__in=slugs).exists():
+            raise CommandError(
+                f"Organizations {', '.join(slugs)} already exist here: run the check on an "
+                "empty database so ground truth and detections cover the same data."
+            )
+        until = timezone.now()
+        progress = Progress(count, "simulating", stream=self.stderr, unit="applications")
+        result = simulate(
+            seed=int(options["seed"]),
+            applications=count,
+            organizations=organizations,
+            until=until,
+            on_application=progress.advance,
+        )
+        progress.finish()
+        detection_scan(now=until)
+        failed = False
+        self.stdout.write(
+            f"{'organization':<12} {'code':<16} {'truth':>7} {'found':>7} "
+            f"{'precision':>10} {'recall':>8}"
+        )
+        for org in result.organizations:
+            for row in truth_compare(organization=org.organization):
+                truth = row.true_positives + row.false_negatives
+                found = row.true_positives + row.false_positives
+                self.stdout.write(
+                    f"{org.organization.slug:<12} {row.code:<16} {truth:>7} {found:>7} "
+                    f"{row.precision:>10.2%} {row.recall:>8.2%}"
+                )
+                failed |= row.precision < 1 or row.recall < 1
+        if failed:
+            raise CommandError("Detection does not match the ground truth.")
+        self.stdout.write(self.style.SUCCESS("Detection matches the ground truth exactly."))
