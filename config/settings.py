@@ -196,8 +196,6 @@ CELERY_TIMEZONE = "UTC"
 # Largest webhook body accepted, in bytes; larger deliveries are answered 413.
 FAILTRACK_WEBHOOK_MAX_BYTES = int(os.environ.get("FAILTRACK_WEBHOOK_MAX_BYTES", 256 * 1024))
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(2_621_440, FAILTRACK_WEBHOOK_MAX_BYTES)
-# Public base URL printed for webhook endpoints (the demo prints its own).
-FAILTRACK_PUBLIC_URL = os.environ.get("FAILTRACK_PUBLIC_URL", "http://127.0.0.1:8000")
 
 LOGGING = {
     "version": 1,

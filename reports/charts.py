@@ -33,11 +33,17 @@ def weekly_failures_figure(counts: WeeklyCategoryCounts) -> go.Figure:
                 ),
             )
         )
+    tallest = max(
+        (sum(values) for values in zip(*counts.failures.values(), strict=True)), default=0
+    )
+    yaxis = {"title": "Failures", "rangemode": "tozero", "tickformat": ",d"}
+    if tallest < 10:
+        yaxis["dtick"] = 1  # whole failures only: no 0.5 ticks on a quiet chart
     figure.update_layout(
         barmode="stack",
         xaxis={"title": "Week starting", "type": "category"},
-        yaxis={"title": "Failures", "rangemode": "tozero"},
-        legend={"orientation": "h", "y": -0.25},
+        yaxis=yaxis,
+        legend={"orientation": "h", "y": -0.25, "traceorder": "normal"},
         margin={"l": 60, "r": 20, "t": 20, "b": 80},
         height=420,
         template="plotly_white",
