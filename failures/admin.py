@@ -55,6 +55,18 @@ class ScopedAdmin(SimpleHistoryAdmin):
             team=self.scope_team,
         )
 
+    def get_list_filter(self, request: HttpRequest) -> list:
+        # Django's related-field filter offers every row of the related table; offer only
+        # the values present in the user's (scoped) rows, so no tenant's names leak.
+        filters = []
+        for item in super().get_list_filter(request):
+            if isinstance(item, str) and "__" not in item:
+                field = self.model._meta.get_field(item)
+                if field.is_relation:
+                    item = (item, admin.RelatedOnlyFieldListFilter)
+            filters.append(item)
+        return filters
+
     def _scope_related(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         model = queryset.model
         if model is Organization:

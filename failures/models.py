@@ -132,6 +132,7 @@ class AtsConnection(models.Model):
 
     class Meta:
         ordering = ["organization", "name"]
+        verbose_name = "ATS connection"
 
     def __str__(self) -> str:
         return f"{self.name} ({self.get_vendor_display()})"

@@ -7,7 +7,9 @@ from failures.models import Failure, RecruitingEvent
 
 @pytest.mark.django_db
 def test_offer_declined_event_records_a_failure(post_event, make_event):
-    response = post_event(make_event("offer.declined", stage={"name": "Offer", "category": "offer"}))
+    response = post_event(
+        make_event("offer.declined", stage={"name": "Offer", "category": "offer"})
+    )
 
     assert response.status_code == 202, response.content
     assert RecruitingEvent.objects.count() == 1
