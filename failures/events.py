@@ -6,6 +6,7 @@ offending field.
 """
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,6 +20,8 @@ from failures.choices import EventKind, StageCategory
 MAX_CLOCK_SKEW = timedelta(hours=1)
 MAX_ID_LENGTH = 200
 MAX_TEXT_LENGTH = 300
+# Deepest nesting of objects and arrays accepted anywhere in an event.
+MAX_DEPTH = 32
 
 _KIND_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 
@@ -56,6 +59,10 @@ class JobRef:
     region: str | None = None
     department: str | None = None
     job_family: str | None = None
+    hiring_manager_ats_id: str | None = None
+    recruiter_ats_id: str | None = None
+    opened_at: datetime | None = None
+    closed_at: datetime | None = None
     is_strategic: bool | None = None
 
 
@@ -106,9 +113,41 @@ def _text(data: dict, key: str, path: str, *, required: bool, limit: int = MAX_T
         raise EventInvalid(path, "This field is required.")
     if len(value) > limit:
         raise EventInvalid(path, f"At most {limit} characters.")
-    if any(ord(ch) < 32 for ch in value):
+    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value):
         raise EventInvalid(path, "Control characters are not allowed.")
     return value
+
+
+def _check_storable(value: Any, path: str) -> None:
+    """Refuse what no database column can hold: NUL, lone surrogates, runaway nesting.
+
+    Walks iteratively (no recursion), so a deeply nested body is an error, not a crash.
+    """
+    stack: list[tuple[Any, str, int]] = [(value, path, 0)]
+    while stack:
+        item, where, depth = stack.pop()
+        if isinstance(item, (dict, list)) and depth >= MAX_DEPTH:
+            top = re.split(r"[.\[]", where, maxsplit=1)[0]
+            raise EventInvalid(top or "body", f"Nested deeper than {MAX_DEPTH} levels.")
+        if isinstance(item, dict):
+            for key, child in item.items():
+                child_path = f"{where}.{key}" if where else str(key)
+                _check_string(key, child_path)
+                stack.append((child, child_path, depth + 1))
+        elif isinstance(item, list):
+            for index, child in enumerate(item):
+                stack.append((child, f"{where}[{index}]", depth + 1))
+        elif isinstance(item, str):
+            _check_string(item, where)
+
+
+def _check_string(text: str, path: str) -> None:
+    if "\x00" in text:
+        raise EventInvalid(path or "body", "Control characters (NUL) are not allowed.")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise EventInvalid(path or "body", "Not valid Unicode text.") from None
 
 
 def _timestamp(data: dict, key: str, path: str, *, required: bool) -> datetime | None:
@@ -147,6 +186,7 @@ def event_parse(data: Any) -> CanonicalEvent:
     """Validate one decoded JSON event; raise EventInvalid naming the first bad field."""
     if not isinstance(data, dict):
         raise EventInvalid("body", "The event must be a JSON object.")
+    _check_storable(data, "")
     event_id = _text(data, "id", "id", required=True, limit=MAX_ID_LENGTH)
     kind = _text(data, "kind", "kind", required=True, limit=80)
     if not _KIND_PATTERN.match(kind):
@@ -183,6 +223,18 @@ def event_parse(data: Any) -> CanonicalEvent:
             region=_text(job_data, "region", "job.region", required=False, limit=40),
             department=_text(job_data, "department", "job.department", required=False),
             job_family=_text(job_data, "job_family", "job.job_family", required=False),
+            hiring_manager_ats_id=_text(
+                job_data,
+                "hiring_manager_id",
+                "job.hiring_manager_id",
+                required=False,
+                limit=MAX_ID_LENGTH,
+            ),
+            recruiter_ats_id=_text(
+                job_data, "recruiter_id", "job.recruiter_id", required=False, limit=MAX_ID_LENGTH
+            ),
+            opened_at=_timestamp(job_data, "opened_at", "job.opened_at", required=False),
+            closed_at=_timestamp(job_data, "closed_at", "job.closed_at", required=False),
             is_strategic=strategic,
         )
 

@@ -215,7 +215,15 @@ def _job_upsert(connection: AtsConnection, ref: JobRef) -> Job:
         organization=organization, connection=connection, ats_id=ref.id
     )
     wanted: dict[str, Any] = {}
-    for attr in ("title", "department", "job_family"):
+    for attr in (
+        "title",
+        "department",
+        "job_family",
+        "hiring_manager_ats_id",
+        "recruiter_ats_id",
+        "opened_at",
+        "closed_at",
+    ):
         value = getattr(ref, attr)
         if value is not None:
             wanted[attr] = value
@@ -288,8 +296,11 @@ def _application_move(
     category: str,
     event: CanonicalEvent,
     log_row: RecruitingEvent,
-) -> EventContext:
-    """Put an application into a stage, record the transition, say what it left."""
+) -> tuple[EventContext, bool]:
+    """Record a transition; put the application there unless the event is older than now.
+
+    Returns what the move left (for the detectors) and whether the application moved.
+    """
     at = event.occurred_at
     StageTransition.objects.create(
         application=application,
@@ -304,7 +315,7 @@ def _application_move(
     )
     if application.stage_entered_at is not None and at < application.stage_entered_at:
         # An older event arriving late: it belongs in the history, not in "now".
-        return EventContext(event=event, application=application)
+        return EventContext(event=event, application=application), False
     left_category = None
     left_entered = None
     if application.stage_category and application.stage_category != category:
@@ -315,12 +326,13 @@ def _application_move(
     application.current_stage = stage
     application.stage_category = category
     application.stage_entered_at = at
-    return EventContext(
+    context = EventContext(
         event=event,
         application=application,
         left_category=left_category,
         left_category_entered_at=left_entered,
     )
+    return context, True
 
 
 def _event_apply(
@@ -331,23 +343,22 @@ def _event_apply(
     if terminal is not None:
         status, terminal_category, label = terminal
         if application.status == ApplicationStatus.ACTIVE:
-            context = _application_move(
+            context, moved = _application_move(
                 application, stage=label, category=terminal_category, event=event, log_row=row
             )
-            application.status = status
-            application.closed_at = event.occurred_at
+            if moved:
+                application.status = status
+                application.closed_at = event.occurred_at
     elif event.stage is not None and category is not None:
         is_new_stage = (
             application.current_stage != event.stage.name or application.stage_category != category
         )
         if is_new_stage:
-            context = _application_move(
+            context, moved = _application_move(
                 application, stage=event.stage.name, category=category, event=event, log_row=row
             )
-            if application.status != ApplicationStatus.ACTIVE and category not in (
-                StageCategory.CLOSED,
-                StageCategory.HIRED,
-            ):
+            reopens = category not in (StageCategory.CLOSED, StageCategory.HIRED)
+            if moved and reopens and application.status != ApplicationStatus.ACTIVE:
                 # Moved back into the pipeline: the ATS re-opened the application.
                 application.status = ApplicationStatus.ACTIVE
                 application.closed_at = None

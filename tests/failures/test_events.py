@@ -514,3 +514,32 @@ def test_text_that_is_not_valid_unicode_is_refused():
     error = invalid(event(application__id="app-\ud800"))
 
     assert error.field == "application.id"
+
+
+def test_job_people_and_dates_are_parsed():
+    parsed = event_parse(
+        event(
+            job__hiring_manager_id="hm-1",
+            job__recruiter_id=" rec-2 ",
+            job__opened_at="2026-01-05T09:00:00Z",
+            job__closed_at="2026-03-01T17:00:00+01:00",
+        )
+    )
+
+    assert parsed.job.hiring_manager_ats_id == "hm-1"
+    assert parsed.job.recruiter_ats_id == "rec-2"
+    assert parsed.job.opened_at == datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    assert parsed.job.closed_at == datetime(2026, 3, 1, 16, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("key", ["hiring_manager_id", "recruiter_id"])
+def test_job_people_ids_are_limited_like_ids(key):
+    error = invalid(event(**{f"job__{key}": "p" * (MAX_ID_LENGTH + 1)}))
+
+    assert error.field == f"job.{key}"
+
+
+@pytest.mark.parametrize("key", ["opened_at", "closed_at"])
+@pytest.mark.parametrize("value", ["2026-01-05T09:00:00", "soon", 20260105])
+def test_job_dates_are_validated_like_timestamps(key, value):
+    assert invalid(event(**{f"job__{key}": value})).field == f"job.{key}"

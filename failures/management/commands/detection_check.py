@@ -31,7 +31,7 @@ class Command(BaseCommand):
                 f"Organizations {', '.join(slugs)} already exist here: run the check on an "
                 "empty database so ground truth and detections cover the same data."
             )
-        until = timezone.now()
+        until = timezone.now().replace(microsecond=0)  # the simulator works in seconds
         progress = Progress(count, "simulating", stream=self.stderr, unit="applications")
         result = simulate(
             seed=int(options["seed"]),
