@@ -192,6 +192,9 @@ CELERY_TASK_SOFT_TIME_LIMIT = 14 * 60
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_TIMEZONE = "UTC"
 
+# History is for reading: reverting a row from its history would bypass services.
+SIMPLE_HISTORY_REVERT_DISABLED = True
+
 # --- failtrack ------------------------------------------------------------------------
 # Largest webhook body accepted, in bytes; larger deliveries are answered 413.
 FAILTRACK_WEBHOOK_MAX_BYTES = int(os.environ.get("FAILTRACK_WEBHOOK_MAX_BYTES", 256 * 1024))

@@ -4,9 +4,10 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
@@ -39,21 +40,70 @@ admin.site.index_title = "Governance and configuration"
 
 
 class ScopedAdmin(SimpleHistoryAdmin):
-    """Admin whose lists, pages and choices only ever show the user's organizations."""
+    """Admin whose lists, pages and choices only ever show the user's organizations.
+
+    A row is visible where the user's role *in that row's organization* grants the model's
+    view permission, and editable where it grants the change permission.
+    """
 
     # Lookup paths from the model to its organization, region and team.
     scope_organization = "organization"
     scope_region: str | None = None
     scope_team: str | None = None
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet:
+    def _permission(self, action: str) -> str:
+        opts = self.model._meta
+        return f"{opts.app_label}.{action}_{opts.model_name}"
+
+    def _scope(self, request: HttpRequest, queryset: QuerySet, action: str) -> QuerySet:
         return scope_queryset(
-            super().get_queryset(request),
+            queryset,
             user=request.user,
             organization=self.scope_organization,
             region=self.scope_region,
             team=self.scope_team,
+            permission=self._permission(action),
         )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return self._scope(request, super().get_queryset(request), "view")
+
+    def _in_scope(self, request: HttpRequest, obj: Any, action: str) -> bool:
+        base = self.model._default_manager.filter(pk=obj.pk)
+        return self._scope(request, base, action).exists()
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        allowed = super().has_change_permission(request, obj)
+        if allowed and obj is not None and obj.pk is not None:
+            return self._in_scope(request, obj, "change")
+        return allowed
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        allowed = super().has_delete_permission(request, obj)
+        if allowed and obj is not None and obj.pk is not None:
+            return self._in_scope(request, obj, "delete")
+        return allowed
+
+    def _object_or_404(self, request: HttpRequest, object_id: str) -> Any:
+        obj = self.get_queryset(request).filter(pk=unquote(object_id)).first()
+        if obj is None:
+            raise Http404("No such object.")
+        return obj
+
+    def history_view(self, request, object_id, extra_context=None):  # type: ignore[override]
+        # simple_history falls back to the newest history row of *any* object id; refuse
+        # objects outside the user's scope before it gets the chance.
+        self._object_or_404(request, object_id)
+        if not hasattr(self.model._meta, "simple_history_manager_attribute"):
+            return admin.ModelAdmin.history_view(self, request, object_id, extra_context)
+        return super().history_view(request, object_id, extra_context)
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):  # type: ignore[override]
+        # Reverting through history would bypass services and scoping: history is read-only.
+        self._object_or_404(request, object_id)
+        if request.method != "GET":
+            raise PermissionDenied("History is read-only; change the object itself.")
+        return super().history_form_view(request, object_id, version_id, extra_context)
 
     def get_list_filter(self, request: HttpRequest) -> list:
         # Django's related-field filter offers every row of the related table; offer only
@@ -68,15 +118,20 @@ class ScopedAdmin(SimpleHistoryAdmin):
         return filters
 
     def _scope_related(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        # Choices for a form: only organizations where the user may change this model.
+        permission = self._permission("change")
         model = queryset.model
         if model is Organization:
-            return organization_list(user=request.user)
+            return organization_list(user=request.user, permission=permission)
         field_names = {f.name for f in model._meta.get_fields()}
         if "organization" in field_names:
-            return scope_queryset(queryset, user=request.user)
+            return scope_queryset(queryset, user=request.user, permission=permission)
         if "definition" in field_names:
             return scope_queryset(
-                queryset, user=request.user, organization="definition__organization"
+                queryset,
+                user=request.user,
+                organization="definition__organization",
+                permission=permission,
             )
         return queryset
 
@@ -242,8 +297,8 @@ class ApplicationAdmin(ReadOnlyAdmin):
 
     def history_view(self, request, object_id, extra_context=None):  # type: ignore[override]
         # An application's history is its event log and stage transitions, not row copies.
-        application = self.get_object(request, object_id)
-        if application is None or not self.has_view_permission(request, application):
+        application = self._object_or_404(request, object_id)
+        if not self.has_view_permission(request, application):
             raise PermissionDenied
         context = {
             **self.admin_site.each_context(request),
@@ -324,7 +379,7 @@ class FailureAdmin(ScopedAdmin):
     list_filter = [
         "status",
         "definition__stage_category",
-        "definition__code",
+        "definition",
         "definition__severity",
         "organization",
         "detected_at",

@@ -7,6 +7,7 @@ from django.db.models import Q, QuerySet
 
 from failures.choices import VersionStatus
 from failures.models import DefinitionVersion, Failure, Membership, Organization
+from failures.roles import ROLE_PERMISSIONS
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -29,11 +30,14 @@ def scope_queryset(
     organization: str = "organization",
     region: str | None = None,
     team: str | None = None,
+    permission: str | None = None,
 ) -> QuerySet:
     """Limit any queryset to what the user may see: their organizations, regions and teams.
 
     `organization`, `region` and `team` are lookup paths from the queryset's model; pass
     `region`/`team` for models that belong to a job, so region-limited members are limited.
+    With `permission` ("app.codename"), only organizations where the user's role grants it
+    count: a recruiter at one tenant and an HRBP at another sees dashboards of the second only.
     """
     if not user.is_authenticated or not user.is_active:
         return queryset.none()
@@ -47,6 +51,8 @@ def scope_queryset(
         return queryset.none()
     allowed = Q(pk__in=[])
     for membership in memberships:
+        if permission is not None and permission not in ROLE_PERMISSIONS.get(membership.role, ()):
+            continue
         clause = Q(**{organization: membership.organization_id})
         region_ids = [r.pk for r in membership.regions.all()]
         team_ids = [t.pk for t in membership.teams.all()]
@@ -58,9 +64,11 @@ def scope_queryset(
     return queryset.filter(allowed)
 
 
-def organization_list(*, user: User) -> QuerySet[Organization]:
-    """Organizations the user belongs to (all of them for a superuser)."""
-    return scope_queryset(Organization.objects.all(), user=user, organization="pk")
+def organization_list(*, user: User, permission: str | None = None) -> QuerySet[Organization]:
+    """Organizations the user belongs to (where their role grants `permission`, if given)."""
+    return scope_queryset(
+        Organization.objects.all(), user=user, organization="pk", permission=permission
+    )
 
 
 def failure_list(*, user: User) -> QuerySet[Failure]:
@@ -74,7 +82,13 @@ def failure_list(*, user: User) -> QuerySet[Failure]:
         "job__team",
         "job__region",
     )
-    return scope_queryset(queryset, user=user, region="job__region", team="job__team")
+    return scope_queryset(
+        queryset,
+        user=user,
+        region="job__region",
+        team="job__team",
+        permission="failures.view_failure",
+    )
 
 
 def definition_versions_in_force(

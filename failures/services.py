@@ -46,7 +46,7 @@ from failures.models import (
     Team,
 )
 from failures.roles import STAFF_ROLES, group_name
-from failures.selectors import definition_versions_in_force
+from failures.selectors import definition_versions_in_force, scope_queryset
 from failures.signals import failures_recorded
 
 logger = logging.getLogger(__name__)
@@ -461,11 +461,17 @@ def failure_record(
 
 
 def _actor_may_change_status(actor: AbstractBaseUser, failure: Failure) -> bool:
-    if not actor.is_active or not actor.has_perm("failures.change_failure_status"):
+    """Only a role that may change statuses, in the failure's organization, region and team."""
+    if not actor.is_active:
         return False
-    if actor.is_superuser:
-        return True
-    return Membership.objects.filter(user=actor, organization_id=failure.organization_id).exists()
+    in_scope = scope_queryset(
+        Failure.objects.filter(pk=failure.pk),
+        user=actor,
+        region="job__region",
+        team="job__team",
+        permission="failures.change_failure_status",
+    )
+    return in_scope.exists()
 
 
 def failure_transition(

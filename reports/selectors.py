@@ -59,6 +59,7 @@ def failures_per_category_week(
         organization="application__organization",
         region="application__job__region",
         team="application__job__team",
+        permission="failures.view_dashboard",
     ).filter(application__organization=organization, occurred_at__gte=start)
     if region is not None:
         failures = failures.filter(job__region=region)

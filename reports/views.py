@@ -25,14 +25,17 @@ class DashboardQuery:
 
 
 def _dashboard_query(request: HttpRequest) -> DashboardQuery:
-    organizations = organization_list(user=request.user)
+    organizations = organization_list(user=request.user, permission="failures.view_dashboard")
     slug = request.GET.get("organization")
     organization = organizations.filter(slug=slug).first() if slug else organizations.first()
     if organization is None:
         # Another organization's slug, or none at all: nothing to show, and no hint why.
         raise Http404("No such organization.")
     regions = scope_queryset(
-        Region.objects.filter(organization=organization), user=request.user, region="pk"
+        Region.objects.filter(organization=organization),
+        user=request.user,
+        region="pk",
+        permission="failures.view_dashboard",
     )
     data = {"organization": organization.slug, "weeks": 12, **request.GET.dict()}
     form = DashboardFilterForm(data, organizations=organizations, regions=regions)

@@ -397,6 +397,7 @@ def test_history_page_of_another_organizations_object_is_not_shown(client, board
     assert response.status_code in (302, 403, 404), (
         f"{_label(model)} history of another tenant's object answered {response.status_code}"
     )
+    assert not [m for m in OTHER_ROW_MARKERS if m in response.content.decode()]
 
 
 @pytest.mark.parametrize(
@@ -418,6 +419,7 @@ def test_historical_version_of_another_organizations_object_is_not_shown(
         f"{_label(model)} historical version of another tenant's object answered "
         f"{response.status_code}"
     )
+    assert not [m for m in OTHER_ROW_MARKERS if m in response.content.decode()]
 
 
 def test_board_cannot_rewrite_another_organizations_definition_through_history(
@@ -686,3 +688,26 @@ def test_action_post_without_csrf_token_is_refused(ta_ops, tenants):
     assert genuine.status_code == 302
     own.failure.refresh_from_db()
     assert own.failure.status == FailureStatus.DISMISSED
+
+
+# Failures are left out on purpose: a recruiter may see its organization's failures.
+@pytest.mark.parametrize("model", [Job, Application, RecruitingEvent], ids=_label)
+def test_a_role_in_one_organization_does_not_open_another_organizations_rows(
+    client, org, other_org, make_member, tenants, model
+):
+    # Given a person who is on the board at org but only a recruiter at other_org
+    person = make_member(MembershipRole.BOARD, org, username="board-here-recruiter-there")
+    services.membership_grant(
+        actor=None, user=person, organization=other_org, role=MembershipRole.RECRUITER
+    )
+    client.force_login(person)
+
+    # When they open a changelist the board role gives them
+    response = client.get(_url(model, "changelist"))
+
+    # Then only org's rows are there: the recruiter role at other_org grants no admin rows
+    assert response.status_code == 200
+    shown = response.context["cl"].queryset
+    assert set(shown.values_list("organization", flat=True)) == {org.pk}
+    body = response.content.decode()
+    assert not [marker for marker in OTHER_ROW_MARKERS if marker in body]

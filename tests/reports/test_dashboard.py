@@ -11,6 +11,7 @@ import pytest
 from django.utils import timezone
 
 from failures.choices import MembershipRole
+from failures.services import membership_grant
 from failures.models import Application, StageTransition
 from failures.roles import ROLE_PERMISSIONS
 from failures.services import membership_grant
@@ -479,3 +480,19 @@ def test_weeks_start_on_monday(client, login, org, scene):
     assert len(weeks) == 12
     assert all(datetime.fromisoformat(w).isoweekday() == 1 for w in weeks)
     assert datetime.fromisoformat(weeks[-1]).date() <= timezone.localdate()
+
+
+def test_dashboard_role_in_one_organization_does_not_open_anothers(
+    client, org, other_org, make_member
+):
+    # Given an HRBP of org who is only a recruiter at other_org
+    person = make_member(MembershipRole.HRBP, org, username="hrbp-here-recruiter-there")
+    membership_grant(actor=None, user=person, organization=other_org, role=MembershipRole.RECRUITER)
+    client.force_login(person)
+
+    # Then org's dashboard opens, other_org's does not, and the CSV follows the same rule
+    assert client.get("/dashboards/", {"organization": org.slug}).status_code == 200
+    assert client.get("/dashboards/", {"organization": other_org.slug}).status_code == 404
+    assert (
+        client.get("/dashboards/failures.csv", {"organization": other_org.slug}).status_code == 404
+    )
