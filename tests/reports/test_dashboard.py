@@ -11,7 +11,6 @@ import pytest
 from django.utils import timezone
 
 from failures.choices import MembershipRole
-from failures.services import membership_grant
 from failures.models import Application, StageTransition
 from failures.roles import ROLE_PERMISSIONS
 from failures.services import membership_grant

@@ -35,7 +35,7 @@ class Command(BaseCommand):
                 "--pool",
                 "solo",
                 "--loglevel",
-                "WARNING",
+                "INFO",
             ],
             env=env,
         )
