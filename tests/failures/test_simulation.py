@@ -156,6 +156,21 @@ def test_simulate_ats_refuses_bad_options(options, message):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"applications": 99}, "--applications"),
+        ({"applications": 100, "organizations": 9}, "--organizations"),
+    ],
+)
+def test_detection_check_refuses_bad_options(options, message):
+    with pytest.raises(CommandError, match=message):
+        call_command("detection_check", stdout=StringIO(), stderr=StringIO(), **options)
+
+    assert not Organization.objects.exists()
+
+
+@pytest.mark.django_db
 def test_simulate_ats_refuses_an_until_in_the_future():
     later = (timezone.now() + timedelta(days=1)).isoformat()
 

@@ -1,30 +1,24 @@
 """Run the simulator, detect, and compare with its ground truth, kind by kind."""
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from typing import Any
+
+from django.core.management.base import CommandError
 from django.utils import timezone
 
+from failures.management.commands.simulate_ats import SimulationCommand
 from failures.models import Organization
-from failures.progress import Progress
 from failures.services import detection_scan
-from failures.simulation import ORGANIZATIONS, simulate, truth_compare
+from failures.simulation import ORGANIZATIONS, truth_compare
 
 
-class Command(BaseCommand):
+class Command(SimulationCommand):
     help = (
         "Simulate an ATS into the configured database, run detection, and print precision "
         "and recall per failure code. Exits non-zero when either is below 100 %."
     )
 
-    def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--seed", type=int, default=1)
-        parser.add_argument("--applications", type=int, default=1000)
-        parser.add_argument("--organizations", type=int, default=1)
-
-    def handle(self, *args: object, **options: object) -> None:
-        count = int(options["applications"])
-        if not 100 <= count <= 1_000_000:
-            raise CommandError("--applications must be between 100 and 1,000,000.")
-        organizations = int(options["organizations"])
+    def handle(self, *args: object, **options: Any) -> None:
+        _, organizations = self.validated(options)
         slugs = [slug for slug, _ in ORGANIZATIONS[:organizations]]
         if Organization.objects.filter(slug__in=slugs).exists():
             raise CommandError(
@@ -32,15 +26,7 @@ class Command(BaseCommand):
                 "empty database so ground truth and detections cover the same data."
             )
         until = timezone.now().replace(microsecond=0)  # the simulator works in seconds
-        progress = Progress(count, "simulating", stream=self.stderr, unit="applications")
-        result = simulate(
-            seed=int(options["seed"]),
-            applications=count,
-            organizations=organizations,
-            until=until,
-            on_application=progress.advance,
-        )
-        progress.finish()
+        result = self.simulate(options, until=until)
         detection_scan(now=until)
         failed = False
         self.stdout.write(
