@@ -3,33 +3,67 @@
 Usage (PostgreSQL on localhost, as in the tests):
     .venv/bin/python benchmarks/simulator.py [--small 200] [--large 2000]
 
-It creates (and afterwards drops) a scratch database `failtrack_bench`, runs the simulator
-at two sizes on an emptied database each time, and prints applications/s, events/s and the
-peak Python heap (tracemalloc) of each run, with the large/small ratios. Flat memory means
-a peak ratio near 1 while the size ratio is 10.
+Creates (and afterwards drops) a scratch database `failtrack_bench`. Each size runs in its
+own child process on an emptied database; the child's peak resident memory (from the
+kernel's rusage, no tracing overhead) and wall time are printed with the large/small ratios.
+Flat memory means a peak-memory ratio near 1 while the size ratio is 10.
 """
 
 import argparse
+import json
 import os
+import subprocess
 import sys
 import time
-import tracemalloc
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 BENCH_DB = "failtrack_bench"
-os.environ.setdefault("DATABASE_URL", f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}")
-os.environ.setdefault("DEBUG", "0")
-os.environ.setdefault("SECRET_KEY", "benchmark-only-secret-key-0123456789abcdefghijklmnop")
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+ENV = {
+    **os.environ,
+    "DATABASE_URL": os.environ.get(
+        "BENCH_DATABASE_URL", f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}"
+    ),
+    "DEBUG": "0",
+    "SECRET_KEY": "benchmark-only-secret-key-0123456789abcdefghijklmnop",
+    "DJANGO_SETTINGS_MODULE": "config.settings",
+    "LOG_LEVEL": "WARNING",
+    "PYTHONPATH": str(ROOT),
+}
+CHILD = """
+import json, sys, time
+import django
+django.setup()
+from django.core.management import call_command
+from django.utils import timezone
+from failures.simulation import simulate
+call_command("flush", interactive=False, verbosity=0)
+started = time.perf_counter()
+result = simulate(seed=11, applications=int(sys.argv[1]), organizations=1, until=timezone.now())
+print(json.dumps({"events": result.events, "seconds": time.perf_counter() - started}))
+"""
 
 
 def _admin_sql(statement: str) -> None:
-    import psycopg
+    subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", statement],
+        check=True,
+    )
 
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as c:
-        c.execute(statement)
+
+def _run(size: int) -> dict:
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(size)], env=ENV, stdout=subprocess.PIPE, cwd=ROOT
+    )
+    assert child.stdout is not None
+    output = child.stdout.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        raise SystemExit(f"simulation of {size} applications failed")
+    figures = json.loads(output)
+    figures["peak_rss_mb"] = usage.ru_maxrss / 1024  # kilobytes on Linux
+    return figures
 
 
 def main() -> None:
@@ -41,40 +75,29 @@ def main() -> None:
     _admin_sql(f"DROP DATABASE IF EXISTS {BENCH_DB}")
     _admin_sql(f"CREATE DATABASE {BENCH_DB}")
     try:
-        import django
-
-        django.setup()
-        from django.core.management import call_command
-        from django.utils import timezone
-
-        from failures.simulation import simulate
-
-        call_command("migrate", verbosity=0)
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "-v0"], env=ENV, cwd=ROOT, check=True
+        )
         rows = []
         for size in (args.small, args.large):
-            call_command("flush", interactive=False, verbosity=0)
-            tracemalloc.start()
             started = time.perf_counter()
-            result = simulate(seed=11, applications=size, organizations=1, until=timezone.now())
-            elapsed = time.perf_counter() - started
-            _, peak = tracemalloc.get_traced_memory()
-            tracemalloc.stop()
-            rows.append((size, result.events, elapsed, peak))
+            figures = _run(size)
+            rows.append((size, figures))
             print(
-                f"size {size:>7,} applications  {result.events:>8,} events  "
-                f"{elapsed:7.1f} s  {size / elapsed:7.0f} applications/s  "
-                f"{result.events / elapsed:7.0f} events/s  peak heap {peak / 1e6:6.2f} MB",
+                f"size {size:>7,} applications  {figures['events']:>8,} events  "
+                f"{figures['seconds']:7.1f} s  {size / figures['seconds']:6.1f} applications/s  "
+                f"{figures['events'] / figures['seconds']:6.1f} events/s  "
+                f"peak RSS {figures['peak_rss_mb']:6.1f} MB  "
+                f"(child process {time.perf_counter() - started:.0f} s)",
                 flush=True,
             )
-        (s_size, _, s_time, s_peak), (l_size, _, l_time, l_peak) = rows
+        (small, s), (large, big) = rows
         print(
-            f"ratios large/small: size {l_size / s_size:.1f}x, time {l_time / s_time:.1f}x, "
-            f"peak heap {l_peak / s_peak:.2f}x"
+            f"ratios large/small: size {large / small:.1f}x, time "
+            f"{big['seconds'] / s['seconds']:.1f}x, peak RSS "
+            f"{big['peak_rss_mb'] / s['peak_rss_mb']:.2f}x"
         )
     finally:
-        from django.db import connections
-
-        connections.close_all()
         _admin_sql(f"DROP DATABASE IF EXISTS {BENCH_DB}")
 
 

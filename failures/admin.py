@@ -336,7 +336,7 @@ class RecruitingEventAdmin(ReadOnlyAdmin):
 
 class DefinitionVersionInline(admin.TabularInline):
     model = DefinitionVersion
-    fields = ["number", "detector", "parameters", "status", "effective_from"]
+    fields = ["number", "detector", "parameters", "status", "effective_from", "approved_at"]
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -352,15 +352,6 @@ class FailureDefinitionAdmin(ScopedAdmin):
     list_filter = ["organization", "stage_category", "kind", "severity"]
     search_fields = ["code", "name"]
     inlines = [DefinitionVersionInline]
-
-
-@admin.register(DefinitionVersion)
-class DefinitionVersionAdmin(ScopedAdmin):
-    scope_organization = "definition__organization"
-    list_display = ["definition", "number", "detector", "status", "effective_from"]
-    list_filter = ["status", "detector"]
-    search_fields = ["definition__code"]
-    list_select_related = ["definition"]
 
 
 @admin.register(Failure)
@@ -475,3 +466,7 @@ class SimulationTruthAdmin(ReadOnlyAdmin):
     list_display = ["definition_code", "application_ats_id", "occurred_at", "seed"]
     list_filter = ["organization", "definition_code"]
     search_fields = ["application_ats_id"]
+
+
+# Governance: versions, boards and change requests (kept in their own module).
+from failures import governance_admin  # noqa: E402,F401

@@ -107,6 +107,27 @@ class VersionStatus(models.TextChoices):
     RETIRED = "retired", "Retired"
 
 
+# Fields of a version that may still change once it is approved: retiring it is the only
+# change an approved version allows.
+VERSION_FIELDS_AFTER_APPROVAL = frozenset({"status", "retired_at"})
+
+
+class ChangeRequestStatus(models.TextChoices):
+    """Where a board's decision on a proposed version stands."""
+
+    OPEN = "open", "Open"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+
+
+class ReviewDecision(models.TextChoices):
+    """A board member's vote."""
+
+    APPROVE = "approve", "Approve"
+    REJECT = "reject", "Reject"
+
+
 class AtsVendor(models.TextChoices):
     """Which adapter speaks to the connection's ATS."""
 

@@ -2,14 +2,22 @@
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 from django.utils import timezone
 
-from failures.choices import MembershipRole
-from failures.models import AtsConnection, Organization
+from failures.choices import DetectorKind, MembershipRole
+from failures.governance import version_draft_create, version_propose
+from failures.models import (
+    AtsConnection,
+    BoardMember,
+    ChangeRequest,
+    Organization,
+    ReviewBoard,
+)
 from failures.services import detection_scan, membership_grant
 from failures.simulation import simulate
 
@@ -18,7 +26,7 @@ DEMO_ORGANIZATION = "acme"
 # (username, role, what they do) — the role None is the superuser.
 DEMO_USERS = [
     ("admin", None, "superuser: everything, every organization"),
-    ("board", MembershipRole.BOARD, "governance board: definitions and audits in the admin"),
+    ("board", MembershipRole.BOARD, "governance board: reviews a proposal waiting in the admin"),
     ("hrbp", MembershipRole.HRBP, "HR business partner: the dashboards"),
     ("recruiter", MembershipRole.RECRUITER, "recruiter: the failures API"),
     ("ops", MembershipRole.TA_OPS, "TA operations: works failures in the admin"),
@@ -63,7 +71,35 @@ def demo_load(
             user.save()
         if role is not None:
             membership_grant(actor=None, user=user, organization=organization, role=role)
+    _demo_governance(organization)
     return state
+
+
+def _demo_governance(organization: Organization) -> None:
+    """A review board (board, ops and admin vote; quorum 2) and one proposal waiting for it."""
+    users = {
+        u.username: u
+        for u in get_user_model().objects.filter(username__in=["admin", "board", "ops"])
+    }
+    board, _ = ReviewBoard.objects.get_or_create(organization=organization, defaults={"quorum": 2})
+    for username in ("admin", "board", "ops"):
+        BoardMember.objects.get_or_create(board=board, user=users[username])
+    if ChangeRequest.objects.filter(organization=organization).exists():
+        return
+    definition = organization.definitions.get(code="SCR-SLA-BREACH")
+    draft = version_draft_create(
+        actor=users["admin"],
+        definition=definition,
+        detector=DetectorKind.STAGE_SLA,
+        parameters={"max_days": 5},
+        change_summary="Tighten the screening SLA from 7 to 5 days.",
+    )
+    version_propose(
+        actor=users["admin"],
+        version=draft,
+        effective_from=timezone.now() + timedelta(days=7),
+        reason="Candidates drop out when screening takes longer than a working week.",
+    )
 
 
 def demo_banner(*, base_url: str) -> str:

@@ -11,13 +11,16 @@ from simple_history.models import HistoricalRecords
 
 from failures.choices import (
     PIPELINE_STAGE_CATEGORIES,
+    VERSION_FIELDS_AFTER_APPROVAL,
     ApplicationStatus,
     AtsVendor,
+    ChangeRequestStatus,
     DetectorKind,
     FailureKind,
     FailureSeverity,
     FailureStatus,
     MembershipRole,
+    ReviewDecision,
     StageCategory,
     VersionStatus,
 )
@@ -360,8 +363,38 @@ class FailureDefinition(models.Model):
         return f"{self.code} — {self.name}"
 
 
+class ImmutableVersionError(ValidationError):
+    """Raised on any attempt to change or delete an approved (or retired) version."""
+
+
+_FROZEN_STATUSES = (VersionStatus.APPROVED, VersionStatus.RETIRED)
+
+
+class DefinitionVersionQuerySet(models.QuerySet):
+    """Bulk updates and deletes respect the immutability of approved versions too."""
+
+    def update(self, **kwargs):  # type: ignore[no-untyped-def]
+        if (
+            set(kwargs) - VERSION_FIELDS_AFTER_APPROVAL
+            and self.filter(status__in=_FROZEN_STATUSES).exists()
+        ):
+            raise ImmutableVersionError(
+                "Approved versions are immutable: create a new version instead."
+            )
+        return super().update(**kwargs)
+
+    def delete(self):  # type: ignore[no-untyped-def]
+        if self.filter(status__in=(*_FROZEN_STATUSES, VersionStatus.PROPOSED)).exists():
+            raise ImmutableVersionError("Only draft versions can be deleted.")
+        return super().delete()
+
+
 class DefinitionVersion(models.Model):
-    """One version of a definition's behaviour: detector, parameters, lifecycle."""
+    """One version of a definition's behaviour: detector, parameters, lifecycle.
+
+    Approved versions are immutable (save, queryset update and delete all refuse); the only
+    change left to them is retirement.
+    """
 
     definition = models.ForeignKey(
         FailureDefinition, on_delete=models.PROTECT, related_name="versions"
@@ -374,11 +407,17 @@ class DefinitionVersion(models.Model):
     )
     effective_from = models.DateTimeField(null=True, blank=True)
     compliance_note = models.TextField(blank=True)
+    change_summary = models.TextField(
+        blank=True, help_text="What this version changes and why, for the board."
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    approved_at = models.DateTimeField(null=True, blank=True)
+    retired_at = models.DateTimeField(null=True, blank=True)
     history = HistoricalRecords()
+    objects = DefinitionVersionQuerySet.as_manager()
 
     class Meta:
         ordering = ["definition", "-number"]
@@ -393,6 +432,34 @@ class DefinitionVersion(models.Model):
     def __str__(self) -> str:
         return f"{self.definition.code} v{self.number}"
 
+    def save(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        if self.pk is not None:
+            stored = DefinitionVersion.objects.filter(pk=self.pk).first()
+            if stored is not None and stored.is_frozen:
+                changed = {
+                    f.attname
+                    for f in self._meta.concrete_fields
+                    if getattr(stored, f.attname) != getattr(self, f.attname)
+                }
+                if changed - VERSION_FIELDS_AFTER_APPROVAL or (
+                    stored.status == VersionStatus.RETIRED and changed
+                ):
+                    raise ImmutableVersionError(
+                        f"{stored} is {stored.get_status_display().lower()} and immutable: "
+                        "create a new version instead."
+                    )
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if self.status != VersionStatus.DRAFT:
+            raise ImmutableVersionError("Only draft versions can be deleted.")
+        return super().delete(*args, **kwargs)
+
+    @property
+    def is_frozen(self) -> bool:
+        """True once approved: nothing but retirement may change."""
+        return self.status in _FROZEN_STATUSES
+
     def clean(self) -> None:
         from failures.detectors import detector_for
 
@@ -402,6 +469,118 @@ class DefinitionVersion(models.Model):
             raise ValidationError(
                 {"effective_from": "An approved version needs an effective date."}
             )
+
+
+# --- Governance -------------------------------------------------------------------------------
+
+
+class ReviewBoard(models.Model):
+    """An organization's governance review board: who votes on definition changes."""
+
+    organization = models.OneToOneField(
+        Organization, on_delete=models.PROTECT, related_name="review_board"
+    )
+    name = models.CharField(max_length=200, default="Governance review board")
+    quorum = models.PositiveSmallIntegerField(
+        default=2, help_text="Approvals needed to put a proposed version in force."
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["organization"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(quorum__gte=1), name="quorum_at_least_one")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.organization})"
+
+
+class BoardMember(models.Model):
+    """A seat on a review board; only voting members approve or reject."""
+
+    board = models.ForeignKey(ReviewBoard, on_delete=models.CASCADE, related_name="members")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="board_seats"
+    )
+    can_vote = models.BooleanField(default=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["board", "user__username"]
+        constraints = [models.UniqueConstraint(fields=["board", "user"], name="one_seat_per_board")]
+
+    def __str__(self) -> str:
+        return f"{self.user} on {self.board}"
+
+    def clean(self) -> None:
+        if self.board_id and self.user_id:
+            organization_id = self.board.organization_id
+            if not Membership.objects.filter(
+                user_id=self.user_id, organization_id=organization_id
+            ).exists():
+                raise ValidationError(
+                    {"user": "Board members must be members of the organization."}
+                )
+
+
+class ChangeRequest(models.Model):
+    """A proposal to put a definition version in force, decided by the review board."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="change_requests"
+    )
+    version = models.ForeignKey(
+        DefinitionVersion, on_delete=models.PROTECT, related_name="change_requests"
+    )
+    proposed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    proposed_at = models.DateTimeField()
+    reason = models.TextField(help_text="Why the change is needed.")
+    status = models.CharField(
+        max_length=20, choices=ChangeRequestStatus.choices, default=ChangeRequestStatus.OPEN
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-proposed_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["version"],
+                condition=models.Q(status="open"),
+                name="one_open_request_per_version",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Change request #{self.pk}: {self.version}"
+
+
+class Review(models.Model):
+    """One board member's vote on a change request, with the reason; never edited."""
+
+    change_request = models.ForeignKey(
+        ChangeRequest, on_delete=models.PROTECT, related_name="reviews"
+    )
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    decision = models.CharField(max_length=10, choices=ReviewDecision.choices)
+    comment = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["change_request", "created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["change_request", "reviewer"], name="one_review_per_member"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_decision_display()} by {self.reviewer}"
 
 
 class Failure(models.Model):

@@ -12,6 +12,7 @@ from failures.choices import MembershipRole
 
 _MIRROR = ["job", "candidate", "application", "stagetransition", "recruitingevent"]
 _TENANCY = ["organization", "region", "team", "membership"]
+_GOVERNANCE = ["reviewboard", "boardmember", "changerequest", "review"]
 
 
 def _view(*models: str) -> set[str]:
@@ -26,9 +27,16 @@ def _change(*models: str) -> set[str]:
 # these permissions by the selectors; a permission never widens scope.
 ROLE_PERMISSIONS: dict[str, set[str]] = {
     MembershipRole.BOARD: _view(
-        *_TENANCY, *_MIRROR, "stagemapping", "failuredefinition", "definitionversion", "failure"
+        *_TENANCY,
+        *_MIRROR,
+        *_GOVERNANCE,
+        "stagemapping",
+        "failuredefinition",
+        "definitionversion",
+        "failure",
     )
     | _change("failuredefinition", "definitionversion")
+    | {"failures.delete_definitionversion"}
     | {"failures.view_dashboard"},
     MembershipRole.HRBP: _view("failure", "failuredefinition") | {"failures.view_dashboard"},
     MembershipRole.RECRUITER: _view("failure", "failuredefinition"),
@@ -40,6 +48,8 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "failuredefinition",
         "definitionversion",
         "failure",
+        "changerequest",
+        "review",
     )
     | _change("stagemapping", "job")
     | {"failures.change_failure_status", "failures.view_dashboard"},

@@ -6,7 +6,13 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Q, QuerySet
 
 from failures.choices import VersionStatus
-from failures.models import DefinitionVersion, Failure, Membership, Organization
+from failures.models import (
+    DefinitionVersion,
+    Failure,
+    FailureDefinition,
+    Membership,
+    Organization,
+)
 from failures.roles import ROLE_PERMISSIONS
 
 User = AbstractBaseUser | AnonymousUser
@@ -106,3 +112,33 @@ def definition_versions_in_force(
     for version in versions:
         in_force.setdefault(version.definition_id, version)
     return list(in_force.values())
+
+
+def definition_list(*, user: User) -> QuerySet[FailureDefinition]:
+    """Definitions the user may see."""
+    return scope_queryset(
+        FailureDefinition.objects.select_related("organization"),
+        user=user,
+        permission="failures.view_failuredefinition",
+    ).order_by("organization__name", "code")
+
+
+def definition_catalogue(*, user: User, at: datetime) -> list[FailureDefinition]:
+    """Definitions with `version_in_force` (or None) and `version_pending` attached."""
+    definitions = list(definition_list(user=user))
+    organization_ids = {d.organization_id for d in definitions}
+    in_force = {
+        version.definition_id: version
+        for organization_id in organization_ids
+        for version in definition_versions_in_force(at=at, organization_id=organization_id)
+    }
+    pending = {
+        version.definition_id: version
+        for version in DefinitionVersion.objects.filter(
+            definition__in=definitions, status=VersionStatus.PROPOSED
+        )
+    }
+    for definition in definitions:
+        definition.version_in_force = in_force.get(definition.pk)
+        definition.version_pending = pending.get(definition.pk)
+    return definitions

@@ -169,7 +169,9 @@ def definitions_bootstrap(
                 parameters=dict(params),
                 status=VersionStatus.APPROVED,
                 effective_from=effective_from,
+                approved_at=effective_from,
                 created_by=actor,
+                change_summary="Standard definition, approved when the organization was set up.",
             )
             version.full_clean()
             version._change_reason = "Standard definition bootstrapped"

@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from failures.models import Failure
+from failures.models import DefinitionVersion, Failure, FailureDefinition
 
 
 class FailureSerializer(serializers.ModelSerializer):
@@ -44,5 +44,37 @@ class FailureSerializer(serializers.ModelSerializer):
             "region",
             "status_reason",
             "details",
+        ]
+        read_only_fields = fields
+
+
+class VersionSerializer(serializers.ModelSerializer):
+    """A definition version: the rule and when it is in force."""
+
+    class Meta:
+        model = DefinitionVersion
+        fields = ["number", "detector", "parameters", "status", "effective_from", "approved_at"]
+        read_only_fields = fields
+
+
+class DefinitionSerializer(serializers.ModelSerializer):
+    """A catalogue entry: the standard code and its version in force."""
+
+    organization = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    version_in_force = VersionSerializer(read_only=True, allow_null=True)
+
+    class Meta:
+        model = FailureDefinition
+        fields = [
+            "id",
+            "organization",
+            "code",
+            "name",
+            "description",
+            "stage_category",
+            "kind",
+            "severity",
+            "owner_role",
+            "version_in_force",
         ]
         read_only_fields = fields

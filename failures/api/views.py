@@ -1,13 +1,18 @@
 """API views of the failures app."""
 
+from typing import Any
+
 from django.db.models import QuerySet
+from django.utils import timezone
 from rest_framework import viewsets
+from rest_framework.request import Request
+from rest_framework.response import Response
 
 from config.api import ModelViewPermission
-from failures.api.serializers import FailureSerializer
+from failures.api.serializers import DefinitionSerializer, FailureSerializer
 from failures.filters import FailureFilterSet
-from failures.models import Failure
-from failures.selectors import failure_list
+from failures.models import Failure, FailureDefinition
+from failures.selectors import definition_catalogue, definition_list, failure_list
 
 
 class FailureViewSet(viewsets.ReadOnlyModelViewSet):
@@ -20,3 +25,24 @@ class FailureViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self) -> QuerySet[Failure]:
         return failure_list(user=self.request.user)
+
+
+class DefinitionViewSet(viewsets.ReadOnlyModelViewSet):
+    """The failure catalogue: the caller's definitions with the version in force."""
+
+    serializer_class = DefinitionSerializer
+    permission_classes = [ModelViewPermission]
+    queryset = FailureDefinition.objects.none()
+    pagination_class = None  # a catalogue is short and read whole
+
+    def get_queryset(self) -> QuerySet[FailureDefinition]:
+        return definition_list(user=self.request.user)
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        definitions = definition_catalogue(user=request.user, at=timezone.now())
+        return Response(self.get_serializer(definitions, many=True).data)
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        definition = self.get_object()
+        by_pk = {d.pk: d for d in definition_catalogue(user=request.user, at=timezone.now())}
+        return Response(self.get_serializer(by_pk[definition.pk]).data)
