@@ -326,7 +326,10 @@ class ChangeRequestAdmin(ScopedAdmin):
     @admin.display(description="Approvals")
     def approvals(self, obj: ChangeRequest) -> str:
         board = ReviewBoard.objects.filter(organization_id=obj.organization_id).first()
-        return f"{getattr(obj, 'approval_count', 0)} of {board.quorum if board else '?'}"
+        count = getattr(obj, "approval_count", None)
+        if count is None:
+            count = obj.reviews.filter(decision=ReviewDecision.APPROVE).count()
+        return f"{count} of {board.quorum if board else '?'} needed"
 
     @admin.display(description="Effective from")
     def effective_from(self, obj: ChangeRequest) -> Any:
@@ -344,6 +347,22 @@ class ChangeRequestAdmin(ScopedAdmin):
     @admin.display(description="Parameters")
     def parameters(self, obj: ChangeRequest) -> Any:
         return obj.version.parameters
+
+    @admin.display(description="Replaces (in force now)")
+    def replaces(self, obj: ChangeRequest) -> str:
+        from failures.selectors import definition_versions_in_force
+
+        current = [
+            v
+            for v in definition_versions_in_force(
+                at=timezone.now(), organization_id=obj.organization_id
+            )
+            if v.definition_id == obj.version.definition_id
+        ]
+        if not current:
+            return "Nothing: the definition has no version in force."
+        version = current[0]
+        return f"v{version.number}: {version.get_detector_display()}, {version.parameters}"
 
     @admin.display(description="Change summary")
     def change_summary(self, obj: ChangeRequest) -> str:
