@@ -4,7 +4,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django.contrib.admin.utils import unquote
+from django.contrib.admin.utils import get_fields_from_path, unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
@@ -110,8 +110,8 @@ class ScopedAdmin(SimpleHistoryAdmin):
         # the values present in the user's (scoped) rows, so no tenant's names leak.
         filters = []
         for item in super().get_list_filter(request):
-            if isinstance(item, str) and "__" not in item:
-                field = self.model._meta.get_field(item)
+            if isinstance(item, str):
+                field = get_fields_from_path(self.model, item)[-1]
                 if field.is_relation:
                     item = (item, admin.RelatedOnlyFieldListFilter)
             filters.append(item)

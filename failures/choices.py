@@ -107,6 +107,14 @@ class VersionStatus(models.TextChoices):
     RETIRED = "retired", "Retired"
 
 
+class StrategicPolicy(models.TextChoices):
+    """How a version treats applications to jobs flagged as strategic hires."""
+
+    APPLY = "apply", "Apply the rule as for any job"
+    EXTEND = "extend", "Extend time limits by the strategic multiplier"
+    EXEMPT = "exempt", "Record as exempted, never as an open failure"
+
+
 # Fields of a version that may still change once it is approved: retiring it is the only
 # change an approved version allows.
 VERSION_FIELDS_AFTER_APPROVAL = frozenset({"status", "retired_at"})

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef
 
-from failures.choices import ApplicationStatus, DetectorKind, EventKind
+from failures.choices import ApplicationStatus, DetectorKind, EventKind, StrategicPolicy
 
 if TYPE_CHECKING:
     from failures.events import CanonicalEvent
@@ -29,6 +29,10 @@ class Detection:
     dedupe_key: str
     occurred_at: datetime
     details: dict[str, Any] = field(default_factory=dict)
+    # Set when the case is recorded as exempted (strategic hire, documented exception).
+    exempt_reason: str | None = None
+    # The reason the triggering event gave (compliance exclusions look at it).
+    event_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,23 @@ class IntParameter:
                 {"parameters": f"{name}: must be between {self.minimum} and {self.maximum}."}
             )
         return value
+
+
+def event_reason(event: "CanonicalEvent") -> str | None:
+    """The reason an event gives in `details.reason`, if any."""
+    reason = event.details.get("reason") if isinstance(event.details, dict) else None
+    return reason[:100] if isinstance(reason, str) and reason.strip() else None
+
+
+def strategic_treatment(
+    version: "DefinitionVersion", is_strategic: bool
+) -> tuple[float, str | None]:
+    """(time-limit multiplier, exemption reason) for an application's job under a version."""
+    if not is_strategic or version.strategic_policy == StrategicPolicy.APPLY:
+        return 1.0, None
+    if version.strategic_policy == StrategicPolicy.EXTEND:
+        return float(version.strategic_multiplier), None
+    return 1.0, (f"Strategic hire: exempt under {version.definition.code} v{version.number}.")
 
 
 class Detector:
@@ -101,9 +122,10 @@ class OfferDeclinedDetector(Detector):
             return []
         application = context.application
         details = {"event_id": event.id}
-        reason = event.details.get("reason") if isinstance(event.details, dict) else None
-        if isinstance(reason, str) and reason:
-            details["reason"] = reason[:200]
+        reason = event_reason(event)
+        if reason:
+            details["reason"] = reason
+        _, exempt = strategic_treatment(version, application.job.is_strategic)
         return [
             Detection(
                 application_id=application.pk,
@@ -112,6 +134,8 @@ class OfferDeclinedDetector(Detector):
                 dedupe_key=f"event:{event.id}",
                 occurred_at=event.occurred_at,
                 details=details,
+                exempt_reason=exempt,
+                event_reason=reason,
             )
         ]
 
@@ -143,10 +167,11 @@ class StageSlaDetector(Detector):
         if context.left_category != category or entered is None:
             return []
         left_at = context.event.occurred_at
-        limit = self._limit(version)
+        application = context.application
+        multiplier, exempt = strategic_treatment(version, application.job.is_strategic)
+        limit = self._limit(version) * multiplier
         if left_at - entered <= limit:
             return []
-        application = context.application
         return [
             Detection(
                 application_id=application.pk,
@@ -158,8 +183,11 @@ class StageSlaDetector(Detector):
                     "category_entered_at": entered.isoformat(),
                     "left_at": left_at.isoformat(),
                     "max_days": version.parameters["max_days"],
+                    "limit_multiplier": multiplier,
                     "found_by": "transition",
                 },
+                exempt_reason=exempt,
+                event_reason=event_reason(context.event),
             )
         ]
 
@@ -167,7 +195,6 @@ class StageSlaDetector(Detector):
         from failures.models import Application, Failure
 
         category = version.definition.stage_category
-        limit = self._limit(version)
         # A breach already recorded for the current stay occurred after the stay began;
         # one for an earlier stay occurred before the application left it.
         already = Failure.objects.filter(
@@ -175,30 +202,36 @@ class StageSlaDetector(Detector):
             application_id=OuterRef("pk"),
             occurred_at__gte=OuterRef("category_entered_at"),
         )
-        waiting = (
-            Application.objects.filter(
-                organization_id=version.definition.organization_id,
-                status=ApplicationStatus.ACTIVE,
-                stage_category=category,
-                category_entered_at__lt=now - limit,
+        for is_strategic in (False, True):
+            multiplier, exempt = strategic_treatment(version, is_strategic)
+            limit = self._limit(version) * multiplier
+            waiting = (
+                Application.objects.filter(
+                    organization_id=version.definition.organization_id,
+                    status=ApplicationStatus.ACTIVE,
+                    stage_category=category,
+                    category_entered_at__lt=now - limit,
+                    job__is_strategic=is_strategic,
+                )
+                .filter(~Exists(already))
+                .order_by("pk")
+                .values_list("pk", "candidate_id", "job_id", "category_entered_at")
             )
-            .filter(~Exists(already))
-            .order_by("pk")
-            .values_list("pk", "candidate_id", "job_id", "category_entered_at")
-        )
-        for app_id, candidate_id, job_id, entered in waiting.iterator(chunk_size=2000):
-            yield Detection(
-                application_id=app_id,
-                candidate_id=candidate_id,
-                job_id=job_id,
-                dedupe_key=self.dedupe_key(category, entered),
-                occurred_at=entered + limit,
-                details={
-                    "category_entered_at": entered.isoformat(),
-                    "max_days": version.parameters["max_days"],
-                    "found_by": "scan",
-                },
-            )
+            for app_id, candidate_id, job_id, entered in waiting.iterator(chunk_size=2000):
+                yield Detection(
+                    application_id=app_id,
+                    candidate_id=candidate_id,
+                    job_id=job_id,
+                    dedupe_key=self.dedupe_key(category, entered),
+                    occurred_at=entered + limit,
+                    details={
+                        "category_entered_at": entered.isoformat(),
+                        "max_days": version.parameters["max_days"],
+                        "limit_multiplier": multiplier,
+                        "found_by": "scan",
+                    },
+                    exempt_reason=exempt,
+                )
 
 
 DETECTORS: dict[str, Detector] = {

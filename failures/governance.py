@@ -30,6 +30,9 @@ from failures.selectors import scope_queryset
 
 logger = logging.getLogger(__name__)
 
+# Version fields that say how exemptions and compliance exclusions apply.
+POLICY_FIELDS = frozenset({"strategic_policy", "strategic_multiplier", "excluded_reasons"})
+
 
 def _require(actor: AbstractBaseUser, permission: str, organization_id: int) -> None:
     """PermissionDenied unless the actor's role in that organization grants `permission`."""
@@ -59,8 +62,12 @@ def version_draft_create(
     parameters: dict[str, Any],
     change_summary: str = "",
     compliance_note: str = "",
+    **policy: Any,
 ) -> DefinitionVersion:
-    """Start a new draft version of a definition (numbered after the last one)."""
+    """Start a new draft version of a definition (numbered after the last one).
+
+    `policy` may set strategic_policy, strategic_multiplier and excluded_reasons.
+    """
     _require(actor, "failures.add_definitionversion", definition.organization_id)
     clean_parameters = detector_for(detector).validate_parameters(parameters)
     FailureDefinition.objects.select_for_update().filter(pk=definition.pk).first()
@@ -74,6 +81,11 @@ def version_draft_create(
         compliance_note=compliance_note,
         created_by=actor,
     )
+    unknown = set(policy) - POLICY_FIELDS
+    if unknown:
+        raise ValidationError({sorted(unknown)[0]: "Unknown field."})
+    for name, value in policy.items():
+        setattr(version, name, value)
     version.full_clean()
     _history(version, actor, "Draft created")
     version.save()
@@ -91,7 +103,7 @@ def version_draft_update(
         raise ValidationError(
             {"status": f"Only drafts can be edited; this version is {version.status}."}
         )
-    editable = {"detector", "parameters", "change_summary", "compliance_note"}
+    editable = {"detector", "parameters", "change_summary", "compliance_note", *POLICY_FIELDS}
     unknown = set(changes) - editable
     if unknown:
         raise ValidationError({sorted(unknown)[0]: "This field cannot be edited."})

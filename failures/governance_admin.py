@@ -30,7 +30,15 @@ from django.utils.html import format_html
 from failures import governance
 from failures.admin import ScopedAdmin
 from failures.choices import ChangeRequestStatus, ReviewDecision, VersionStatus
-from failures.models import BoardMember, ChangeRequest, DefinitionVersion, Review, ReviewBoard
+from failures.models import (
+    BoardMember,
+    ChangeRequest,
+    ComplianceExclusion,
+    DefinitionException,
+    DefinitionVersion,
+    Review,
+    ReviewBoard,
+)
 
 
 def _error_text(exc: Exception) -> str:
@@ -44,7 +52,16 @@ class DefinitionVersionForm(forms.ModelForm):
 
     class Meta:
         model = DefinitionVersion
-        fields = ["definition", "detector", "parameters", "change_summary", "compliance_note"]
+        fields = [
+            "definition",
+            "detector",
+            "parameters",
+            "strategic_policy",
+            "strategic_multiplier",
+            "excluded_reasons",
+            "change_summary",
+            "compliance_note",
+        ]
 
 
 class ProposeForm(forms.Form):
@@ -145,20 +162,10 @@ class DefinitionVersionAdmin(ScopedAdmin):
                 saved = governance.version_draft_update(
                     actor=request.user,
                     version=obj,
-                    detector=data["detector"],
-                    parameters=data["parameters"],
-                    change_summary=data["change_summary"],
-                    compliance_note=data["compliance_note"],
+                    **{k: v for k, v in data.items() if k != "definition"},
                 )
             else:
-                saved = governance.version_draft_create(
-                    actor=request.user,
-                    definition=data["definition"],
-                    detector=data["detector"],
-                    parameters=data["parameters"],
-                    change_summary=data["change_summary"],
-                    compliance_note=data["compliance_note"],
-                )
+                saved = governance.version_draft_create(actor=request.user, **data)
         except (ValidationError, PermissionDenied) as exc:
             raise PermissionDenied(_error_text(exc)) from exc
         obj.pk, obj.number, obj.status = saved.pk, saved.number, saved.status
@@ -440,3 +447,42 @@ class ChangeRequestAdmin(ScopedAdmin):
             f"Review recorded. The change request is {obj.get_status_display().lower()}.",
         )
         return HttpResponseRedirect(change_url)
+
+
+@admin.register(DefinitionException)
+class DefinitionExceptionAdmin(ScopedAdmin):
+    """Documented exceptions: jobs where a definition's standard logic does not apply."""
+
+    scope_organization = "definition__organization"
+    list_display = ["definition", "job", "starts_at", "ends_at", "reason"]
+    list_filter = ["definition"]
+    search_fields = ["definition__code", "job__title", "job__ats_id", "reason"]
+    list_select_related = ["definition", "job"]
+    raw_id_fields = ["job"]
+    readonly_fields = ["created_by"]
+
+    def save_model(self, request, obj, form, change) -> None:  # type: ignore[override]
+        if not change:
+            obj.created_by = request.user
+        obj._change_reason = obj.reason[:100]
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(ComplianceExclusion)
+class ComplianceExclusionAdmin(ScopedAdmin):
+    """How often compliance rules kept a detection from becoming a failure."""
+
+    scope_organization = "version__definition__organization"
+    list_display = ["day", "version", "reason", "count"]
+    list_filter = ["reason"]
+    date_hierarchy = "day"
+    list_select_related = ["version__definition"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

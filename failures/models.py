@@ -2,9 +2,11 @@
 
 import secrets
 import uuid
+from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Lower
 from simple_history.models import HistoricalRecords
@@ -22,6 +24,7 @@ from failures.choices import (
     MembershipRole,
     ReviewDecision,
     StageCategory,
+    StrategicPolicy,
     VersionStatus,
 )
 
@@ -407,6 +410,27 @@ class DefinitionVersion(models.Model):
     )
     effective_from = models.DateTimeField(null=True, blank=True)
     compliance_note = models.TextField(blank=True)
+    strategic_policy = models.CharField(
+        max_length=10,
+        choices=StrategicPolicy.choices,
+        default=StrategicPolicy.APPLY,
+        help_text="Strategic hires may follow extended timelines, or be exempt.",
+    )
+    strategic_multiplier = models.DecimalField(
+        max_digits=4,
+        decimal_places=2,
+        default=Decimal("1.50"),
+        validators=[MinValueValidator(Decimal("1")), MaxValueValidator(Decimal("10"))],
+        help_text="With the 'extend' policy, strategic jobs' time limits are multiplied by this.",
+    )
+    excluded_reasons = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=(
+            "Compliance: event reasons (e.g. accommodation, legal) that must never be labelled "
+            "a candidate failure. Such detections are counted, never stored."
+        ),
+    )
     change_summary = models.TextField(
         blank=True, help_text="What this version changes and why, for the board."
     )
@@ -465,6 +489,15 @@ class DefinitionVersion(models.Model):
 
         if self.detector:
             detector_for(self.detector).validate_parameters(self.parameters)
+        reasons = self.excluded_reasons
+        if not isinstance(reasons, list) or not all(
+            isinstance(r, str) and 0 < len(r.strip()) <= 100 for r in reasons
+        ):
+            raise ValidationError(
+                {"excluded_reasons": "A list of reasons, each 1 to 100 characters."}
+            )
+        if len(reasons) > 50:
+            raise ValidationError({"excluded_reasons": "At most 50 reasons."})
         if self.status == VersionStatus.APPROVED and self.effective_from is None:
             raise ValidationError(
                 {"effective_from": "An approved version needs an effective date."}
@@ -657,3 +690,62 @@ class SimulationTruth(models.Model):
 
     def __str__(self) -> str:
         return f"{self.definition_code} on {self.application_ats_id}"
+
+
+class DefinitionException(models.Model):
+    """A documented exception: a job where a definition does not apply, for a period."""
+
+    definition = models.ForeignKey(
+        FailureDefinition, on_delete=models.PROTECT, related_name="exceptions"
+    )
+    job = models.ForeignKey(Job, on_delete=models.PROTECT, related_name="definition_exceptions")
+    reason = models.TextField(help_text="Why the standard logic does not apply here.")
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField(null=True, blank=True, help_text="Empty: until further notice.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["definition", "-starts_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(ends_at__isnull=True)
+                | models.Q(ends_at__gt=models.F("starts_at")),
+                name="exception_ends_after_it_starts",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.definition.code} exception for {self.job}"
+
+    def clean(self) -> None:
+        if (
+            self.definition_id
+            and self.job_id
+            and self.definition.organization_id != self.job.organization_id
+        ):
+            raise ValidationError({"job": "The job belongs to another organization."})
+
+
+class ComplianceExclusion(models.Model):
+    """How many detections a version excluded for a compliance reason on a day (no one named)."""
+
+    version = models.ForeignKey(
+        DefinitionVersion, on_delete=models.PROTECT, related_name="compliance_exclusions"
+    )
+    day = models.DateField()
+    reason = models.CharField(max_length=100)
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-day", "version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["version", "day", "reason"], name="one_exclusion_count_per_day"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.version}: {self.count} excluded ({self.reason}) on {self.day}"

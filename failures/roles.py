@@ -35,7 +35,8 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "definitionversion",
         "failure",
     )
-    | _change("failuredefinition", "definitionversion")
+    | _view("definitionexception", "complianceexclusion")
+    | _change("failuredefinition", "definitionversion", "definitionexception")
     | {"failures.delete_definitionversion"}
     | {"failures.view_dashboard"},
     MembershipRole.HRBP: _view("failure", "failuredefinition") | {"failures.view_dashboard"},
@@ -50,6 +51,8 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "failure",
         "changerequest",
         "review",
+        "definitionexception",
+        "complianceexclusion",
     )
     | _change("stagemapping", "job")
     | {"failures.change_failure_status", "failures.view_dashboard"},

@@ -12,6 +12,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser, Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from failures.choices import (
@@ -33,6 +34,8 @@ from failures.models import (
     Application,
     AtsConnection,
     Candidate,
+    ComplianceExclusion,
+    DefinitionException,
     DefinitionVersion,
     Failure,
     FailureDefinition,
@@ -265,6 +268,8 @@ def _application_upsert(connection: AtsConnection, event: CanonicalEvent, job: J
             "applied_at": ref.applied_at or event.occurred_at,
         },
     )
+    if application.job_id == job.pk:
+        application.job = job  # the detectors read it; no second query
     if not created:
         if application.candidate_id != candidate.pk:
             raise EventInvalid(
@@ -412,6 +417,8 @@ def event_record(*, connection: AtsConnection, payload: Any) -> EventRecordResul
             at=detected_at, organization_id=organization.pk
         ):
             for detection in detector_for(version.detector).on_event(version, context):
+                if compliance_excludes(version=version, detection=detection, at=detected_at):
+                    continue
                 failure, created = failure_record(
                     version=version, detection=detection, detected_at=detected_at
                 )
@@ -428,6 +435,9 @@ def failure_record(
 ) -> tuple[Failure, bool]:
     """Record a detection as a failure once; a repeat returns the existing one."""
     definition = version.definition
+    exempt_reason = detection.exempt_reason or _documented_exception(
+        definition_id=definition.pk, job_id=detection.job_id, at=detection.occurred_at
+    )
     try:
         with transaction.atomic():
             failure = Failure(
@@ -442,6 +452,11 @@ def failure_record(
                 detected_at=detected_at,
                 details=detection.details,
             )
+            if exempt_reason:
+                # Exempted cases are kept, with the reason, never silently dropped.
+                failure.status = FailureStatus.EXEMPTED
+                failure.status_reason = exempt_reason
+                failure.status_changed_at = detected_at
             failure._change_reason = f"Detected by {definition.code} v{version.number}"
             failure.save()
     except IntegrityError:
@@ -460,6 +475,34 @@ def failure_record(
         definition.organization_id,
     )
     return failure, True
+
+
+def _documented_exception(*, definition_id: int, job_id: int, at: datetime) -> str | None:
+    """The reason of a documented exception covering this job at that moment, if any."""
+    exception = (
+        DefinitionException.objects.filter(
+            definition_id=definition_id, job_id=job_id, starts_at__lte=at
+        )
+        .filter(Q(ends_at__isnull=True) | Q(ends_at__gt=at))
+        .order_by("-starts_at")
+        .first()
+    )
+    return f"Documented exception: {exception.reason}" if exception else None
+
+
+def compliance_excludes(*, version: DefinitionVersion, detection: Detection, at: datetime) -> bool:
+    """True (and counted) when the event's reason is one the version must never label."""
+    reason = (detection.event_reason or "").strip().lower()
+    if not reason:
+        return False
+    excluded = {r.strip().lower() for r in version.excluded_reasons or []}
+    if reason not in excluded:
+        return False
+    counter, _ = ComplianceExclusion.objects.get_or_create(
+        version=version, day=at.date(), reason=reason
+    )
+    ComplianceExclusion.objects.filter(pk=counter.pk).update(count=F("count") + 1)
+    return True
 
 
 def _actor_may_change_status(actor: AbstractBaseUser, failure: Failure) -> bool:

@@ -13,10 +13,14 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from failures import services
+from failures import governance, services
 from failures.choices import FailureStatus, MembershipRole
 from failures.models import (
     Application,
+    BoardMember,
+    ChangeRequest,
+    ComplianceExclusion,
+    DefinitionException,
     Failure,
     FailureDefinition,
     Job,
@@ -24,6 +28,7 @@ from failures.models import (
     Organization,
     RecruitingEvent,
     Region,
+    ReviewBoard,
     SimulationTruth,
     StageMapping,
     StageTransition,
@@ -116,8 +121,42 @@ def admin_world(org, connection, post_event, make_event, make_member, superuser)
     )
     failure = Failure.objects.get(definition__code="OFR-DECLINED")
     services.failure_acknowledge(actor=superuser, failure=failure, reason="Smoke test")
+    _governance_world(org, superuser, make_member, failure)
     for model, _ in REGISTERED:
         assert model._default_manager.exists(), f"no {_label(model)} to open in the admin"
+
+
+def _governance_world(org, superuser, make_member, failure) -> None:
+    """A board, a reviewed proposal, a documented exception and a compliance count."""
+    voters = [make_member(MembershipRole.BOARD, org, username=f"voter{n}") for n in (1, 2)]
+    board = ReviewBoard.objects.create(organization=org, quorum=2)
+    for user in (superuser, *voters):
+        BoardMember.objects.create(board=board, user=user)
+    draft = governance.version_draft_create(
+        actor=superuser,
+        definition=failure.definition,
+        detector="offer_declined",
+        parameters={},
+        excluded_reasons=["Accommodation"],
+    )
+    request = governance.version_propose(
+        actor=superuser,
+        version=draft,
+        effective_from=timezone.now() + timedelta(days=1),
+        reason="Smoke test",
+    )
+    governance.change_request_review(
+        actor=voters[0], change_request=request, decision="approve", comment="Looks right"
+    )
+    DefinitionException.objects.create(
+        definition=failure.definition,
+        job=failure.job,
+        reason="Hiring freeze",
+        starts_at=timezone.now() - timedelta(days=30),
+    )
+    ComplianceExclusion.objects.create(
+        version=draft, day=timezone.now().date(), reason="accommodation", count=1
+    )
 
 
 @pytest.mark.parametrize(("model", "page"), list(_pages()))
@@ -193,6 +232,9 @@ class Tenant:
     mapping: StageMapping
     region: Region
     truth: SimulationTruth
+    change_request: ChangeRequest
+    exception: DefinitionException
+    exclusion: ComplianceExclusion
 
     def objects(self) -> dict:
         """One object of each failures model that belongs to this tenant."""
@@ -213,6 +255,10 @@ class Tenant:
             "failures.definitionversion": self.definition.versions.first(),
             "failures.failure": failure,
             "failures.simulationtruth": self.truth,
+            "failures.reviewboard": self.organization.review_board,
+            "failures.changerequest": self.change_request,
+            "failures.definitionexception": self.exception,
+            "failures.complianceexclusion": self.exclusion,
         }
 
 
@@ -277,7 +323,43 @@ def _tenant(organization: Organization, prefix: str, name: str) -> Tenant:
         organization=organization,
         role=MembershipRole.RECRUITER,
     )
-    return Tenant(organization, failure, definition, event, transition, mapping, region, truth)
+    proposer = UserFactory(username=f"{prefix}proposer")
+    services.membership_grant(
+        actor=None, user=proposer, organization=organization, role=MembershipRole.BOARD
+    )
+    board = ReviewBoard.objects.create(organization=organization, name=f"{name} board", quorum=1)
+    BoardMember.objects.create(board=board, user=proposer)
+    BoardMember.objects.create(
+        board=board, user=get_user_model().objects.get(username=f"{prefix}member")
+    )
+    draft = governance.version_draft_create(
+        actor=proposer, definition=definition, detector="offer_declined", parameters={}
+    )
+    change_request = governance.version_propose(
+        actor=proposer,
+        version=draft,
+        effective_from=timezone.now() + timedelta(days=1),
+        reason=f"{name} wants a change",
+    )
+    exception = DefinitionException.objects.create(
+        definition=definition, job=job, reason=f"{name} exception", starts_at=timezone.now()
+    )
+    exclusion = ComplianceExclusion.objects.create(
+        version=draft, day=timezone.now().date(), reason=f"{prefix}reason", count=1
+    )
+    return Tenant(
+        organization,
+        failure,
+        definition,
+        event,
+        transition,
+        mapping,
+        region,
+        truth,
+        change_request,
+        exception,
+        exclusion,
+    )
 
 
 # Strings that only the other tenant's *rows* contain (ATS ids, names, usernames).
