@@ -136,6 +136,13 @@ class ReviewDecision(models.TextChoices):
     REJECT = "reject", "Reject"
 
 
+class SlaUnit(models.TextChoices):
+    """What a stage SLA counts."""
+
+    CALENDAR_DAYS = "calendar_days", "Calendar days"
+    BUSINESS_DAYS = "business_days", "Business days (working weekdays, public holidays off)"
+
+
 class AtsVendor(models.TextChoices):
     """Which adapter speaks to the connection's ATS."""
 
@@ -153,3 +160,5 @@ class EventKind(models.TextChoices):
     OFFER_EXTENDED = "offer.extended", "Offer extended"
     OFFER_ACCEPTED = "offer.accepted", "Offer accepted"
     OFFER_DECLINED = "offer.declined", "Offer declined"
+    APPLICATION_ON_HOLD = "application.on_hold", "Application put on hold"
+    APPLICATION_RESUMED = "application.resumed", "Application resumed"

@@ -6,13 +6,19 @@ so that recording, idempotency and side effects live in one place.
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef
 
-from failures.choices import ApplicationStatus, DetectorKind, EventKind, StrategicPolicy
+from failures.business_days import (
+    DAY,
+    Hold,
+    WorkingCalendar,
+    weekdays_valid,
+)
+from failures.choices import ApplicationStatus, DetectorKind, EventKind, SlaUnit, StrategicPolicy
 
 if TYPE_CHECKING:
     from failures.events import CanonicalEvent
@@ -48,11 +54,12 @@ class EventContext:
 
 @dataclass(frozen=True)
 class IntParameter:
-    """An integer parameter with bounds."""
+    """A whole-number parameter with bounds; required unless it has a default."""
 
     minimum: int
     maximum: int
     help: str
+    default: int | None = None
 
     def validate(self, name: str, value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -62,6 +69,40 @@ class IntParameter:
                 {"parameters": f"{name}: must be between {self.minimum} and {self.maximum}."}
             )
         return value
+
+
+@dataclass(frozen=True)
+class ChoiceParameter:
+    """A parameter taking one of a few named values."""
+
+    choices: tuple[str, ...]
+    help: str
+    default: str | None = None
+
+    def validate(self, name: str, value: Any) -> str:
+        if value not in self.choices:
+            raise ValidationError(
+                {"parameters": f"{name}: must be one of {', '.join(self.choices)}."}
+            )
+        return value
+
+
+@dataclass(frozen=True)
+class WeekdaysParameter:
+    """A list of ISO weekdays (1 = Monday ... 7 = Sunday)."""
+
+    help: str
+    default: tuple[int, ...] | None = None
+
+    def validate(self, name: str, value: Any) -> list[int]:
+        if not isinstance(value, list) or not weekdays_valid(value):
+            raise ValidationError(
+                {"parameters": f"{name}: a list of distinct weekdays 1 (Monday) to 7 (Sunday)."}
+            )
+        return sorted(value)
+
+
+Parameter = IntParameter | ChoiceParameter | WeekdaysParameter
 
 
 def event_reason(event: "CanonicalEvent") -> str | None:
@@ -85,21 +126,29 @@ class Detector:
     """Base class: a kind of detection with typed parameters."""
 
     kind: str = ""
-    parameters: dict[str, IntParameter] = {}
+    parameters: dict[str, Parameter] = {}
     scans: bool = False
 
     def validate_parameters(self, parameters: Any) -> dict[str, Any]:
-        """Check a version's parameters; raise ValidationError naming the bad one."""
+        """Check a version's parameters; raise ValidationError naming the bad one.
+
+        Returns them complete: optional parameters that were left out get their defaults.
+        """
         if not isinstance(parameters, dict):
             raise ValidationError({"parameters": "Must be a JSON object."})
         unknown = sorted(set(parameters) - set(self.parameters))
         if unknown:
             raise ValidationError({"parameters": f"{unknown[0]}: unknown parameter."})
-        clean = {}
+        clean: dict[str, Any] = {}
         for name, spec in self.parameters.items():
             if name not in parameters:
-                raise ValidationError({"parameters": f"{name}: this parameter is required."})
-            clean[name] = spec.validate(name, parameters[name])
+                if spec.default is None:
+                    raise ValidationError({"parameters": f"{name}: this parameter is required."})
+                clean[name] = (
+                    list(spec.default) if isinstance(spec.default, tuple) else spec.default
+                )
+            else:
+                clean[name] = spec.validate(name, parameters[name])
         return clean
 
     def on_event(self, version: "DefinitionVersion", context: EventContext) -> list[Detection]:
@@ -141,16 +190,24 @@ class OfferDeclinedDetector(Detector):
 
 
 class StageSlaDetector(Detector):
-    """An application that stays in the definition's stage category longer than max_days.
+    """An application that stays in the definition's stage category beyond its limit.
 
-    Found when the application leaves the category late (by any event) and, while it is
-    still waiting, by the periodic scan. "Longer than" is strict: exactly max_days is on time.
+    The limit is `max_days` calendar days, or business days (working weekdays, the public
+    holidays of the job's region left out); time on hold never counts. Found when the
+    application leaves the category late (by any event) and, while it is still waiting, by
+    the periodic scan. "Beyond" is strict: exactly the limit is on time.
     """
 
     kind = DetectorKind.STAGE_SLA
     scans = True
-    parameters = {
+    parameters: dict[str, Parameter] = {
         "max_days": IntParameter(1, 365, "Days an application may spend in the stage category."),
+        "unit": ChoiceParameter(
+            tuple(SlaUnit.values), "What the limit counts.", default=SlaUnit.CALENDAR_DAYS
+        ),
+        "working_days": WeekdaysParameter(
+            "Business days of the week, ISO numbers (1 = Monday).", default=(1, 2, 3, 4, 5)
+        ),
     }
 
     @staticmethod
@@ -158,31 +215,55 @@ class StageSlaDetector(Detector):
         """One breach per stay in the category, named by when the stay began."""
         return f"{category}:{entered_at.isoformat()}"
 
-    def _limit(self, version: "DefinitionVersion") -> timedelta:
-        return timedelta(days=version.parameters["max_days"])
+    def calendar(self, parameters: dict[str, Any], region: Any | None) -> WorkingCalendar:
+        """The working calendar a version's limit is counted in, for a job's region."""
+        if parameters["unit"] == SlaUnit.CALENDAR_DAYS:
+            return WorkingCalendar()
+        weekdays = frozenset(parameters["working_days"])
+        if region is None:
+            return WorkingCalendar(working_weekdays=weekdays)
+        return WorkingCalendar(
+            working_weekdays=weekdays,
+            country=region.holiday_country,
+            subdivision=region.holiday_subdivision,
+            timezone=region.timezone or "UTC",
+        )
 
     def on_event(self, version: "DefinitionVersion", context: EventContext) -> list[Detection]:
+        from failures.models import ApplicationHold
+
         category = version.definition.stage_category
         entered = context.left_category_entered_at
         if context.left_category != category or entered is None:
             return []
         left_at = context.event.occurred_at
         application = context.application
+        parameters = self.validate_parameters(version.parameters)
         multiplier, exempt = strategic_treatment(version, application.job.is_strategic)
-        limit = self._limit(version) * multiplier
-        if left_at - entered <= limit:
+        limit = parameters["max_days"] * DAY * multiplier
+        calendar = self.calendar(parameters, application.job.region)
+        holds = [
+            Hold(h.started_at, h.ended_at)
+            for h in ApplicationHold.objects.filter(
+                application_id=application.pk, started_at__lt=left_at
+            )
+        ]
+        if calendar.active_seconds(entered, left_at, holds) <= limit:
             return []
+        occurred = calendar.deadline(entered, limit, holds)
+        assert occurred is not None  # more active time than the limit: the clock got there
         return [
             Detection(
                 application_id=application.pk,
                 candidate_id=application.candidate_id,
                 job_id=application.job_id,
                 dedupe_key=self.dedupe_key(category, entered),
-                occurred_at=entered + limit,
+                occurred_at=occurred,
                 details={
                     "category_entered_at": entered.isoformat(),
                     "left_at": left_at.isoformat(),
-                    "max_days": version.parameters["max_days"],
+                    "max_days": parameters["max_days"],
+                    "unit": parameters["unit"],
                     "limit_multiplier": multiplier,
                     "found_by": "transition",
                 },
@@ -192,9 +273,40 @@ class StageSlaDetector(Detector):
         ]
 
     def scan(self, version: "DefinitionVersion", now: datetime) -> Iterator[Detection]:
+        from failures.models import Region
+
+        parameters = self.validate_parameters(version.parameters)
+        organization_id = version.definition.organization_id
+        regions: list[Any | None] = [None]
+        if parameters["unit"] == SlaUnit.BUSINESS_DAYS:
+            regions += list(Region.objects.filter(organization_id=organization_id))
+        for is_strategic in (False, True):
+            multiplier, exempt = strategic_treatment(version, is_strategic)
+            limit = parameters["max_days"] * DAY * multiplier
+            for region in regions:
+                yield from self._scan_group(
+                    version, parameters, now, limit, exempt, is_strategic, region, len(regions) > 1
+                )
+
+    def _scan_group(
+        self,
+        version: "DefinitionVersion",
+        parameters: dict[str, Any],
+        now: datetime,
+        limit: float,
+        exempt: str | None,
+        is_strategic: bool,
+        region: Any | None,
+        by_region: bool,
+    ) -> Iterator[Detection]:
+        """Applications of one (strategic flag, region) group waiting beyond the limit."""
         from failures.models import Application, Failure
 
         category = version.definition.stage_category
+        calendar = self.calendar(parameters, region)
+        # Everyone who entered before the cutoff has more working time than the limit;
+        # holds can only take some of it back, which is checked one by one below.
+        cutoff = calendar.cutoff(now, limit)
         # A breach already recorded for the current stay occurred after the stay began;
         # one for an earlier stay occurred before the application left it.
         already = Failure.objects.filter(
@@ -202,36 +314,73 @@ class StageSlaDetector(Detector):
             application_id=OuterRef("pk"),
             occurred_at__gte=OuterRef("category_entered_at"),
         )
-        for is_strategic in (False, True):
-            multiplier, exempt = strategic_treatment(version, is_strategic)
-            limit = self._limit(version) * multiplier
+        waiting = Application.objects.filter(
+            organization_id=version.definition.organization_id,
+            status=ApplicationStatus.ACTIVE,
+            stage_category=category,
+            category_entered_at__lt=cutoff,
+            job__is_strategic=is_strategic,
+        ).filter(~Exists(already))
+        if by_region:
             waiting = (
-                Application.objects.filter(
-                    organization_id=version.definition.organization_id,
-                    status=ApplicationStatus.ACTIVE,
-                    stage_category=category,
-                    category_entered_at__lt=now - limit,
-                    job__is_strategic=is_strategic,
-                )
-                .filter(~Exists(already))
-                .order_by("pk")
-                .values_list("pk", "candidate_id", "job_id", "category_entered_at")
+                waiting.filter(job__region=region)
+                if region is not None
+                else waiting.filter(job__region__isnull=True)
             )
-            for app_id, candidate_id, job_id, entered in waiting.iterator(chunk_size=2000):
-                yield Detection(
-                    application_id=app_id,
-                    candidate_id=candidate_id,
-                    job_id=job_id,
-                    dedupe_key=self.dedupe_key(category, entered),
-                    occurred_at=entered + limit,
-                    details={
-                        "category_entered_at": entered.isoformat(),
-                        "max_days": version.parameters["max_days"],
-                        "limit_multiplier": multiplier,
-                        "found_by": "scan",
-                    },
-                    exempt_reason=exempt,
+        rows = waiting.order_by("pk").values_list(
+            "pk", "candidate_id", "job_id", "category_entered_at"
+        )
+        chunk: list[tuple] = []
+        for row in rows.iterator(chunk_size=2000):
+            chunk.append(row)
+            if len(chunk) == 2000:
+                yield from self._scan_chunk(
+                    chunk, calendar, parameters, now, limit, exempt, category
                 )
+                chunk = []
+        if chunk:
+            yield from self._scan_chunk(chunk, calendar, parameters, now, limit, exempt, category)
+
+    def _scan_chunk(
+        self,
+        chunk: list[tuple],
+        calendar: WorkingCalendar,
+        parameters: dict[str, Any],
+        now: datetime,
+        limit: float,
+        exempt: str | None,
+        category: str,
+    ) -> Iterator[Detection]:
+        from failures.models import ApplicationHold
+
+        holds: dict[int, list[Hold]] = {}
+        for hold in ApplicationHold.objects.filter(
+            application_id__in=[row[0] for row in chunk], started_at__lt=now
+        ):
+            holds.setdefault(hold.application_id, []).append(Hold(hold.started_at, hold.ended_at))
+        for app_id, candidate_id, job_id, entered in chunk:
+            stay_holds = [h for h in holds.get(app_id, ()) if h.end is None or h.end > entered]
+            if stay_holds:
+                occurred = calendar.deadline(entered, limit, stay_holds)
+                if occurred is None or occurred >= now:
+                    continue  # on hold, or the held time pushed the deadline past now
+            else:
+                occurred = calendar.add_working_time(entered, limit)
+            yield Detection(
+                application_id=app_id,
+                candidate_id=candidate_id,
+                job_id=job_id,
+                dedupe_key=self.dedupe_key(category, entered),
+                occurred_at=occurred,
+                details={
+                    "category_entered_at": entered.isoformat(),
+                    "max_days": parameters["max_days"],
+                    "unit": parameters["unit"],
+                    "limit_multiplier": limit / (parameters["max_days"] * DAY),
+                    "found_by": "scan",
+                },
+                exempt_reason=exempt,
+            )
 
 
 DETECTORS: dict[str, Detector] = {

@@ -36,6 +36,8 @@ APPLICATION_KINDS = frozenset(
         EventKind.OFFER_EXTENDED,
         EventKind.OFFER_ACCEPTED,
         EventKind.OFFER_DECLINED,
+        EventKind.APPLICATION_ON_HOLD,
+        EventKind.APPLICATION_RESUMED,
     }
 )
 

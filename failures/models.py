@@ -47,11 +47,22 @@ class Organization(models.Model):
 
 
 class Region(models.Model):
-    """A geographic region an organization hires in (e.g. EMEA)."""
+    """A geographic region an organization hires in (e.g. EMEA), with its working calendar."""
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="regions")
     code = models.CharField(max_length=40)
     name = models.CharField(max_length=120, blank=True)
+    holiday_country = models.CharField(
+        max_length=10,
+        blank=True,
+        help_text="ISO country code whose public holidays are not business days (e.g. DE).",
+    )
+    holiday_subdivision = models.CharField(
+        max_length=10, blank=True, help_text="Optional state or province code (e.g. BY)."
+    )
+    timezone = models.CharField(
+        max_length=60, default="UTC", help_text="Local time zone that decides where days begin."
+    )
     history = HistoricalRecords()
 
     class Meta:
@@ -62,6 +73,18 @@ class Region(models.Model):
 
     def __str__(self) -> str:
         return self.code
+
+    def clean(self) -> None:
+        from zoneinfo import available_timezones
+
+        from failures.business_days import supported_countries
+
+        if self.holiday_country and self.holiday_country not in supported_countries():
+            raise ValidationError({"holiday_country": "Not a country the holiday calendars know."})
+        if self.holiday_subdivision and not self.holiday_country:
+            raise ValidationError({"holiday_subdivision": "Give the country first."})
+        if self.timezone not in available_timezones():
+            raise ValidationError({"timezone": "Not a known time zone (e.g. Europe/Berlin)."})
 
 
 class Team(models.Model):
@@ -299,6 +322,21 @@ class RecruitingEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.event_id}"
+
+
+class ApplicationHold(models.Model):
+    """An interval an application spent on hold; SLA clocks stop meanwhile."""
+
+    application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="holds")
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["application", "started_at"]
+        indexes = [models.Index(fields=["application", "started_at"], name="hold_app_start_idx")]
+
+    def __str__(self) -> str:
+        return f"Hold of {self.application} from {self.started_at:%Y-%m-%d}"
 
 
 class StageTransition(models.Model):

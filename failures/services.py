@@ -32,6 +32,7 @@ from failures.detectors import Detection, EventContext, detector_for
 from failures.events import CanonicalEvent, EventInvalid, JobRef, event_parse
 from failures.models import (
     Application,
+    ApplicationHold,
     AtsConnection,
     Candidate,
     ComplianceExclusion,
@@ -342,12 +343,25 @@ def _application_move(
     return context, True
 
 
+def _application_hold(application: Application, event: CanonicalEvent) -> None:
+    """Open or close a hold: SLA clocks stop while an application is on hold."""
+    open_hold = application.holds.filter(ended_at__isnull=True).order_by("-started_at").first()
+    if event.kind == EventKind.APPLICATION_ON_HOLD:
+        if open_hold is None:
+            ApplicationHold.objects.create(application=application, started_at=event.occurred_at)
+    elif open_hold is not None and event.occurred_at >= open_hold.started_at:
+        open_hold.ended_at = event.occurred_at
+        open_hold.save(update_fields=["ended_at"])
+
+
 def _event_apply(
     application: Application, event: CanonicalEvent, category: str | None, row: RecruitingEvent
 ) -> EventContext:
     context = EventContext(event=event, application=application)
     terminal = _TERMINAL.get(event.kind)
-    if terminal is not None:
+    if event.kind in (EventKind.APPLICATION_ON_HOLD, EventKind.APPLICATION_RESUMED):
+        _application_hold(application, event)
+    elif terminal is not None:
         status, terminal_category, label = terminal
         if application.status == ApplicationStatus.ACTIVE:
             context, moved = _application_move(
