@@ -96,6 +96,8 @@ class DetectorKind(models.TextChoices):
 
     OFFER_DECLINED = "offer_declined", "Offer declined"
     STAGE_SLA = "stage_sla", "Stage SLA breach"
+    CANDIDATE_DROP_OFF = "candidate_drop_off", "Candidate drop-off"
+    RECRUITER_INACTIVITY = "recruiter_inactivity", "Recruiter inactivity"
 
 
 class VersionStatus(models.TextChoices):
@@ -134,6 +136,14 @@ class ReviewDecision(models.TextChoices):
 
     APPROVE = "approve", "Approve"
     REJECT = "reject", "Reject"
+
+
+class ReopenPolicy(models.TextChoices):
+    """What happens to a version's open failures when their application is re-opened."""
+
+    KEEP = "keep", "Keep them open"
+    RESOLVE = "resolve", "Resolve them"
+    DISMISS = "dismiss", "Dismiss them (the failure did not happen after all)"
 
 
 class SlaUnit(models.TextChoices):

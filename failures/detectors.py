@@ -6,11 +6,12 @@ so that recording, idempotency and side effects live in one place.
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, F, OuterRef, QuerySet
+from django.db.models.functions import Coalesce
 
 from failures.business_days import (
     DAY,
@@ -50,6 +51,7 @@ class EventContext:
     # Set when the event moved the application out of a stage category.
     left_category: str | None = None
     left_category_entered_at: datetime | None = None
+    left_stage: str | None = None
 
 
 @dataclass(frozen=True)
@@ -189,6 +191,21 @@ class OfferDeclinedDetector(Detector):
         ]
 
 
+def sla_calendar(parameters: dict[str, Any], region: Any | None) -> WorkingCalendar:
+    """The working calendar a time limit is counted in, for a job's region."""
+    if parameters["unit"] == SlaUnit.CALENDAR_DAYS:
+        return WorkingCalendar()
+    weekdays = frozenset(parameters["working_days"])
+    if region is None:
+        return WorkingCalendar(working_weekdays=weekdays)
+    return WorkingCalendar(
+        working_weekdays=weekdays,
+        country=region.holiday_country,
+        subdivision=region.holiday_subdivision,
+        timezone=region.timezone or "UTC",
+    )
+
+
 class StageSlaDetector(Detector):
     """An application that stays in the definition's stage category beyond its limit.
 
@@ -210,24 +227,42 @@ class StageSlaDetector(Detector):
         ),
     }
 
+    clock_label = "category_entered_at"
+
     @staticmethod
     def dedupe_key(category: str, entered_at: datetime) -> str:
         """One breach per stay in the category, named by when the stay began."""
         return f"{category}:{entered_at.isoformat()}"
 
+    def scan_key(self, category: str, clock_start: datetime) -> str:
+        """The dedupe key of a breach found by the scan."""
+        return self.dedupe_key(category, clock_start)
+
+    def waiting(self, version: "DefinitionVersion", cutoff: datetime) -> QuerySet:
+        """Active applications whose clock started before the cutoff, with `clock_start`."""
+        from failures.models import Application, Failure
+
+        # A breach already recorded for the current stay occurred after the stay began;
+        # one for an earlier stay occurred before the application left it.
+        already = Failure.objects.filter(
+            definition_id=version.definition_id,
+            application_id=OuterRef("pk"),
+            occurred_at__gte=OuterRef("category_entered_at"),
+        )
+        return (
+            Application.objects.filter(
+                organization_id=version.definition.organization_id,
+                status=ApplicationStatus.ACTIVE,
+                stage_category=version.definition.stage_category,
+                category_entered_at__lt=cutoff,
+            )
+            .filter(~Exists(already))
+            .annotate(clock_start=F("category_entered_at"))
+        )
+
     def calendar(self, parameters: dict[str, Any], region: Any | None) -> WorkingCalendar:
         """The working calendar a version's limit is counted in, for a job's region."""
-        if parameters["unit"] == SlaUnit.CALENDAR_DAYS:
-            return WorkingCalendar()
-        weekdays = frozenset(parameters["working_days"])
-        if region is None:
-            return WorkingCalendar(working_weekdays=weekdays)
-        return WorkingCalendar(
-            working_weekdays=weekdays,
-            country=region.holiday_country,
-            subdivision=region.holiday_subdivision,
-            timezone=region.timezone or "UTC",
-        )
+        return sla_calendar(parameters, region)
 
     def on_event(self, version: "DefinitionVersion", context: EventContext) -> list[Detection]:
         from failures.models import ApplicationHold
@@ -300,36 +335,20 @@ class StageSlaDetector(Detector):
         by_region: bool,
     ) -> Iterator[Detection]:
         """Applications of one (strategic flag, region) group waiting beyond the limit."""
-        from failures.models import Application, Failure
 
         category = version.definition.stage_category
         calendar = self.calendar(parameters, region)
         # Everyone who entered before the cutoff has more working time than the limit;
         # holds can only take some of it back, which is checked one by one below.
         cutoff = calendar.cutoff(now, limit)
-        # A breach already recorded for the current stay occurred after the stay began;
-        # one for an earlier stay occurred before the application left it.
-        already = Failure.objects.filter(
-            definition_id=version.definition_id,
-            application_id=OuterRef("pk"),
-            occurred_at__gte=OuterRef("category_entered_at"),
-        )
-        waiting = Application.objects.filter(
-            organization_id=version.definition.organization_id,
-            status=ApplicationStatus.ACTIVE,
-            stage_category=category,
-            category_entered_at__lt=cutoff,
-            job__is_strategic=is_strategic,
-        ).filter(~Exists(already))
+        waiting = self.waiting(version, cutoff).filter(job__is_strategic=is_strategic)
         if by_region:
             waiting = (
                 waiting.filter(job__region=region)
                 if region is not None
                 else waiting.filter(job__region__isnull=True)
             )
-        rows = waiting.order_by("pk").values_list(
-            "pk", "candidate_id", "job_id", "category_entered_at"
-        )
+        rows = waiting.order_by("pk").values_list("pk", "candidate_id", "job_id", "clock_start")
         chunk: list[tuple] = []
         for row in rows.iterator(chunk_size=2000):
             chunk.append(row)
@@ -370,10 +389,10 @@ class StageSlaDetector(Detector):
                 application_id=app_id,
                 candidate_id=candidate_id,
                 job_id=job_id,
-                dedupe_key=self.dedupe_key(category, entered),
+                dedupe_key=self.scan_key(category, entered),
                 occurred_at=occurred,
                 details={
-                    "category_entered_at": entered.isoformat(),
+                    self.clock_label: entered.isoformat(),
                     "max_days": parameters["max_days"],
                     "unit": parameters["unit"],
                     "limit_multiplier": limit / (parameters["max_days"] * DAY),
@@ -383,8 +402,138 @@ class StageSlaDetector(Detector):
             )
 
 
+class RecruiterInactivityDetector(StageSlaDetector):
+    """An active application nobody in a recruiter role has acted on for the limit.
+
+    Counts from the last recruiter action (or the application date when there was none), in
+    any pipeline stage, in calendar or business days; time on hold does not count.
+    """
+
+    kind = DetectorKind.RECRUITER_INACTIVITY
+    clock_label = "last_recruiter_action_at"
+    parameters: dict[str, Parameter] = {
+        "max_days": IntParameter(1, 365, "Days without a recruiter action."),
+        "unit": ChoiceParameter(
+            tuple(SlaUnit.values), "What the limit counts.", default=SlaUnit.BUSINESS_DAYS
+        ),
+        "working_days": WeekdaysParameter(
+            "Business days of the week, ISO numbers (1 = Monday).", default=(1, 2, 3, 4, 5)
+        ),
+    }
+
+    def scan_key(self, category: str, clock_start: datetime) -> str:
+        return f"recruiter-idle:{clock_start.isoformat()}"
+
+    def on_event(self, version: "DefinitionVersion", context: EventContext) -> list[Detection]:
+        return []  # inactivity is the absence of events: only the scan finds it
+
+    def waiting(self, version: "DefinitionVersion", cutoff: datetime) -> QuerySet:
+        from failures.models import Application, Failure
+
+        applications = Application.objects.filter(
+            organization_id=version.definition.organization_id,
+            status=ApplicationStatus.ACTIVE,
+        ).annotate(clock_start=Coalesce("last_recruiter_action_at", "applied_at"))
+        already = Failure.objects.filter(
+            definition_id=version.definition_id,
+            application_id=OuterRef("pk"),
+            occurred_at__gte=OuterRef("clock_start"),
+        )
+        return applications.filter(clock_start__lt=cutoff).filter(~Exists(already))
+
+
+class CandidateDropOffDetector(Detector):
+    """A candidate leaves at the definition's stage: withdraws, or goes silent for N days.
+
+    The failure records the last stage reached; a partial pipeline is normal, not an error.
+    """
+
+    kind = DetectorKind.CANDIDATE_DROP_OFF
+    scans = True
+    parameters: dict[str, Parameter] = {
+        "inactive_days": IntParameter(
+            0, 365, "Days without any activity that count as dropping off (0: off).", default=0
+        ),
+    }
+
+    def on_event(self, version: "DefinitionVersion", context: EventContext) -> list[Detection]:
+        event = context.event
+        if event.kind != EventKind.APPLICATION_WITHDRAWN:
+            return []
+        if context.left_category != version.definition.stage_category:
+            return []
+        application = context.application
+        _, exempt = strategic_treatment(version, application.job.is_strategic)
+        reason = event_reason(event)
+        details: dict[str, Any] = {"last_stage": context.left_stage, "found_by": "withdrawal"}
+        if reason:
+            details["reason"] = reason
+        return [
+            Detection(
+                application_id=application.pk,
+                candidate_id=application.candidate_id,
+                job_id=application.job_id,
+                dedupe_key=f"withdrawn:{event.id}",
+                occurred_at=event.occurred_at,
+                details=details,
+                exempt_reason=exempt,
+                event_reason=reason,
+            )
+        ]
+
+    def scan(self, version: "DefinitionVersion", now: datetime) -> Iterator[Detection]:
+        from failures.models import Application, Failure
+
+        days = self.validate_parameters(version.parameters)["inactive_days"]
+        if days == 0:
+            return
+        limit = timedelta(days=days)
+        already = Failure.objects.filter(
+            definition_id=version.definition_id,
+            application_id=OuterRef("pk"),
+            occurred_at__gte=OuterRef("last_event_at"),
+        )
+        silent = (
+            Application.objects.filter(
+                organization_id=version.definition.organization_id,
+                status=ApplicationStatus.ACTIVE,
+                stage_category=version.definition.stage_category,
+                last_event_at__lt=now - limit,
+            )
+            .filter(~Exists(already))
+            .order_by("pk")
+            .values_list(
+                "pk",
+                "candidate_id",
+                "job_id",
+                "last_event_at",
+                "current_stage",
+                "job__is_strategic",
+            )
+        )
+        for app_id, candidate_id, job_id, last, stage, strategic in silent.iterator(
+            chunk_size=2000
+        ):
+            _, exempt = strategic_treatment(version, strategic)
+            yield Detection(
+                application_id=app_id,
+                candidate_id=candidate_id,
+                job_id=job_id,
+                dedupe_key=f"inactive:{last.isoformat()}",
+                occurred_at=last + limit,
+                details={"last_stage": stage, "inactive_days": days, "found_by": "inactivity"},
+                exempt_reason=exempt,
+            )
+
+
 DETECTORS: dict[str, Detector] = {
-    detector.kind: detector for detector in (OfferDeclinedDetector(), StageSlaDetector())
+    detector.kind: detector
+    for detector in (
+        OfferDeclinedDetector(),
+        StageSlaDetector(),
+        CandidateDropOffDetector(),
+        RecruiterInactivityDetector(),
+    )
 }
 
 

@@ -31,7 +31,9 @@ from failures.selectors import scope_queryset
 logger = logging.getLogger(__name__)
 
 # Version fields that say how exemptions and compliance exclusions apply.
-POLICY_FIELDS = frozenset({"strategic_policy", "strategic_multiplier", "excluded_reasons"})
+POLICY_FIELDS = frozenset(
+    {"strategic_policy", "strategic_multiplier", "excluded_reasons", "on_reopen"}
+)
 
 
 def _require(actor: AbstractBaseUser, permission: str, organization_id: int) -> None:

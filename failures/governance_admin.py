@@ -59,6 +59,7 @@ class DefinitionVersionForm(forms.ModelForm):
             "strategic_policy",
             "strategic_multiplier",
             "excluded_reasons",
+            "on_reopen",
             "change_summary",
             "compliance_note",
         ]
@@ -101,6 +102,10 @@ class DefinitionVersionAdmin(ScopedAdmin):
         "number",
         "detector",
         "parameters",
+        "strategic_policy",
+        "strategic_multiplier",
+        "excluded_reasons",
+        "on_reopen",
         "status",
         "effective_from",
         "approved_at",

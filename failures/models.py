@@ -22,6 +22,7 @@ from failures.choices import (
     FailureSeverity,
     FailureStatus,
     MembershipRole,
+    ReopenPolicy,
     ReviewDecision,
     StageCategory,
     StrategicPolicy,
@@ -274,6 +275,9 @@ class Application(models.Model):
     applied_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
     last_event_at = models.DateTimeField(null=True, blank=True)
+    last_recruiter_action_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a recruiter last acted on it in the ATS."
+    )
 
     class Meta:
         ordering = ["organization", "-applied_at"]
@@ -460,6 +464,12 @@ class DefinitionVersion(models.Model):
         default=Decimal("1.50"),
         validators=[MinValueValidator(Decimal("1")), MaxValueValidator(Decimal("10"))],
         help_text="With the 'extend' policy, strategic jobs' time limits are multiplied by this.",
+    )
+    on_reopen = models.CharField(
+        max_length=10,
+        choices=ReopenPolicy.choices,
+        default=ReopenPolicy.KEEP,
+        help_text="What happens to open failures when the ATS re-opens their application.",
     )
     excluded_reasons = models.JSONField(
         default=list,

@@ -25,6 +25,7 @@ from failures.choices import (
     FailureSeverity,
     FailureStatus,
     MembershipRole,
+    ReopenPolicy,
     StageCategory,
     VersionStatus,
 )
@@ -326,6 +327,7 @@ def _application_move(
         return EventContext(event=event, application=application), False
     left_category = None
     left_entered = None
+    left_stage = application.current_stage or None
     if application.stage_category and application.stage_category != category:
         left_category = application.stage_category
         left_entered = application.category_entered_at
@@ -339,6 +341,7 @@ def _application_move(
         application=application,
         left_category=left_category,
         left_category_entered_at=left_entered,
+        left_stage=left_stage,
     )
     return context, True
 
@@ -383,10 +386,40 @@ def _event_apply(
                 # Moved back into the pipeline: the ATS re-opened the application.
                 application.status = ApplicationStatus.ACTIVE
                 application.closed_at = None
+                _failures_after_reopen(application, event)
     if application.last_event_at is None or event.occurred_at > application.last_event_at:
         application.last_event_at = event.occurred_at
+    if event.actor_role.lower() == "recruiter" and (
+        application.last_recruiter_action_at is None
+        or event.occurred_at > application.last_recruiter_action_at
+    ):
+        application.last_recruiter_action_at = event.occurred_at
     application.save()
     return context
+
+
+def _failures_after_reopen(application: Application, event: CanonicalEvent) -> None:
+    """Resolve or dismiss the application's open failures, as each version says."""
+    to_status = {
+        ReopenPolicy.RESOLVE: FailureStatus.RESOLVED,
+        ReopenPolicy.DISMISS: FailureStatus.DISMISSED,
+    }
+    open_failures = application.failures.filter(
+        status__in=[FailureStatus.OPEN, FailureStatus.ACKNOWLEDGED]
+    ).select_related("definition_version")
+    now = timezone.now()
+    for failure in open_failures.select_for_update():
+        status = to_status.get(failure.definition_version.on_reopen)
+        if status is None:
+            continue
+        failure.status = status
+        failure.status_changed_at = now
+        failure.status_changed_by = None
+        failure.status_reason = f"The ATS re-opened the application (event {event.id})."
+        failure._change_reason = failure.status_reason[:100]
+        failure.save(
+            update_fields=["status", "status_changed_at", "status_changed_by", "status_reason"]
+        )
 
 
 def event_record(*, connection: AtsConnection, payload: Any) -> EventRecordResult:
