@@ -104,7 +104,24 @@ class WeekdaysParameter:
         return sorted(value)
 
 
-Parameter = IntParameter | ChoiceParameter | WeekdaysParameter
+@dataclass(frozen=True)
+class TextListParameter:
+    """A list of short texts (compared without regard to case)."""
+
+    help: str
+    default: tuple[str, ...] | None = None
+
+    def validate(self, name: str, value: Any) -> list[str]:
+        if not isinstance(value, list) or not all(
+            isinstance(item, str) and 0 < len(item.strip()) <= 100 for item in value
+        ):
+            raise ValidationError(
+                {"parameters": f"{name}: a list of texts of 1 to 100 characters."}
+            )
+        return value
+
+
+Parameter = IntParameter | ChoiceParameter | WeekdaysParameter | TextListParameter
 
 
 def event_reason(event: "CanonicalEvent") -> str | None:
@@ -163,17 +180,34 @@ class Detector:
 
 
 class OfferDeclinedDetector(Detector):
-    """Every declined offer is a failure of the offer stage."""
+    """A declined offer, optionally only from a seniority level up or for given reasons."""
 
     kind = DetectorKind.OFFER_DECLINED
+    parameters: dict[str, Parameter] = {
+        "min_seniority": IntParameter(
+            0, 20, "Only jobs at this seniority level or above (0: every job).", default=0
+        ),
+        "reasons": TextListParameter(
+            "Only declines giving one of these reasons (empty: every decline).", default=()
+        ),
+    }
 
     def on_event(self, version: "DefinitionVersion", context: EventContext) -> list[Detection]:
         event = context.event
         if event.kind != EventKind.OFFER_DECLINED:
             return []
+        parameters = self.validate_parameters(version.parameters)
         application = context.application
-        details = {"event_id": event.id}
         reason = event_reason(event)
+        if (
+            parameters["min_seniority"]
+            and (application.job.seniority or 0) < parameters["min_seniority"]
+        ):
+            return []
+        wanted = {r.strip().lower() for r in parameters["reasons"]}
+        if wanted and (reason or "").strip().lower() not in wanted:
+            return []
+        details = {"event_id": event.id}
         if reason:
             details["reason"] = reason
         _, exempt = strategic_treatment(version, application.job.is_strategic)

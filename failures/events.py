@@ -66,6 +66,7 @@ class JobRef:
     opened_at: datetime | None = None
     closed_at: datetime | None = None
     is_strategic: bool | None = None
+    seniority: int | None = None
 
 
 @dataclass(frozen=True)
@@ -218,6 +219,13 @@ def event_parse(data: Any) -> CanonicalEvent:
         strategic = job_data.get("is_strategic")
         if strategic is not None and not isinstance(strategic, bool):
             raise EventInvalid("job.is_strategic", "Must be true or false.")
+        seniority = job_data.get("seniority")
+        if seniority is not None and (
+            isinstance(seniority, bool)
+            or not isinstance(seniority, int)
+            or not 0 <= seniority <= 20
+        ):
+            raise EventInvalid("job.seniority", "Must be a whole number from 0 to 20.")
         job = JobRef(
             id=_text(job_data, "id", "job.id", required=True, limit=MAX_ID_LENGTH),
             title=_text(job_data, "title", "job.title", required=False),
@@ -238,6 +246,7 @@ def event_parse(data: Any) -> CanonicalEvent:
             opened_at=_timestamp(job_data, "opened_at", "job.opened_at", required=False),
             closed_at=_timestamp(job_data, "closed_at", "job.closed_at", required=False),
             is_strategic=strategic,
+            seniority=seniority,
         )
 
     stage = None

@@ -211,6 +211,11 @@ class Job(models.Model):
     is_strategic = models.BooleanField(
         default=False, help_text="Strategic hires may follow extended timelines."
     )
+    seniority = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="The ATS's seniority level of the role (higher: more senior).",
+    )
     history = HistoricalRecords()
 
     class Meta:

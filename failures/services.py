@@ -236,6 +236,8 @@ def _job_upsert(connection: AtsConnection, ref: JobRef) -> Job:
             wanted[attr] = value
     if ref.is_strategic is not None:
         wanted["is_strategic"] = ref.is_strategic
+    if ref.seniority is not None:
+        wanted["seniority"] = ref.seniority
     # Look regions and teams up only when the job does not already point at them.
     if ref.region is not None and (job.region is None or job.region.code != ref.region):
         wanted["region"] = Region.objects.get_or_create(organization=organization, code=ref.region)[

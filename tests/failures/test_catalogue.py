@@ -65,7 +65,8 @@ def test_the_page_lists_the_viewers_definitions_with_the_version_in_force(
     assert sla.version_pending is None
     content = response.content.decode()
     assert "<code>SCR-SLA-BREACH</code>" in content
-    assert "Stage SLA breach, max_days = 7" in content
+    assert "Stage SLA breach" in content
+    assert "max_days = 7" in content
     assert "awaiting the board" not in content
     assert other_org.name not in content
 
@@ -195,7 +196,8 @@ def test_an_approved_version_shows_once_its_date_has_passed(client, api_client, 
     content = client.get(PAGE).content.decode()
     rows = api_rows(api_client, board.voters[0])
 
-    assert "Stage SLA breach, max_days = 10" in content
+    assert "max_days = 10" in content
+    assert "max_days = 7" not in content
     assert "awaiting the board" not in content
     in_force = rows["acme", SLA]["version_in_force"]
     assert (in_force["number"], in_force["parameters"]["max_days"]) == (2, 10)

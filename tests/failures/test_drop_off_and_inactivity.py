@@ -281,3 +281,46 @@ def test_a_new_recruiter_action_starts_a_new_inactivity_clock(org, connection, m
         .order_by("occurred_at")
         .values_list("occurred_at", flat=True)
     ) == [at("2026-10-02T00:00:00"), at("2026-10-05T00:00:00")]
+
+
+# --- Offer declined filters ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("parameters", "seniority", "reason", "recorded"),
+    [
+        ({}, None, None, True),
+        ({"min_seniority": 5}, 6, None, True),
+        ({"min_seniority": 5}, 5, None, True),
+        ({"min_seniority": 5}, 4, None, False),
+        ({"min_seniority": 5}, None, None, False),
+        ({"reasons": ["Compensation"]}, None, "compensation", True),
+        ({"reasons": ["Compensation"]}, None, "Location", False),
+        ({"reasons": ["Compensation"]}, None, None, False),
+    ],
+)
+def test_offer_declined_can_be_limited_by_seniority_and_reason(
+    org, connection, make_event, parameters, seniority, reason, recorded
+):
+    version = _definition(org, "OFR-SENIOR", "offer", "offer_declined", parameters)
+    job = {"id": "job-s", "seniority": seniority} if seniority is not None else {"id": "job-s"}
+    payload = make_event(
+        "offer.declined",
+        occurred_at="2026-10-01T00:00:00Z",
+        application={"id": "o1", "candidate_id": "c-o1"},
+        job=job,
+        stage={"name": "Offer"},
+        details={"reason": reason} if reason else {},
+    )
+
+    event_record(connection=connection, payload=payload)
+
+    assert Failure.objects.filter(definition_version=version).exists() is recorded
+
+
+def test_offer_parameters_are_checked():
+    detector = detector_for("offer_declined")
+    for bad in ({"min_seniority": 21}, {"reasons": "Compensation"}, {"reasons": [""]}):
+        with pytest.raises(ValidationError):
+            detector.validate_parameters(bad)
+    assert detector.validate_parameters({}) == {"min_seniority": 0, "reasons": []}
