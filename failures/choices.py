@@ -98,6 +98,11 @@ class DetectorKind(models.TextChoices):
     STAGE_SLA = "stage_sla", "Stage SLA breach"
     CANDIDATE_DROP_OFF = "candidate_drop_off", "Candidate drop-off"
     RECRUITER_INACTIVITY = "recruiter_inactivity", "Recruiter inactivity"
+    SCHEDULING_MISSED = "scheduling_missed", "Interview scheduling missed"
+    FEEDBACK_OVERDUE = "feedback_overdue", "Interview feedback overdue"
+    APPROVAL_MISSING = "approval_missing", "Offer approval missing"
+    INTEGRATION_ERROR = "integration_error", "Integration error"
+    BAD_HIRE = "bad_hire", "Bad hire"
 
 
 class VersionStatus(models.TextChoices):
@@ -172,3 +177,24 @@ class EventKind(models.TextChoices):
     OFFER_DECLINED = "offer.declined", "Offer declined"
     APPLICATION_ON_HOLD = "application.on_hold", "Application put on hold"
     APPLICATION_RESUMED = "application.resumed", "Application resumed"
+    OFFER_APPROVED = "offer.approved", "Offer approved"
+    INTERVIEW_SCHEDULED = "interview.scheduled", "Interview scheduled"
+    INTERVIEW_CANCELLED = "interview.cancelled", "Interview cancelled"
+    INTERVIEW_COMPLETED = "interview.completed", "Interview held"
+    INTERVIEW_NO_SHOW = "interview.no_show", "Candidate did not show up"
+    SCORECARD_SUBMITTED = "scorecard.submitted", "Scorecard submitted"
+    INTEGRATION_ERROR = "integration.error", "External system error"
+    INTEGRATION_RECOVERED = "integration.recovered", "External system recovered"
+    EMPLOYMENT_ENDED = "employment.ended", "Employment ended"
+
+
+# Kinds about one interview: they carry an `interview` object.
+INTERVIEW_KINDS = frozenset(
+    {
+        EventKind.INTERVIEW_SCHEDULED,
+        EventKind.INTERVIEW_CANCELLED,
+        EventKind.INTERVIEW_COMPLETED,
+        EventKind.INTERVIEW_NO_SHOW,
+        EventKind.SCORECARD_SUBMITTED,
+    }
+)

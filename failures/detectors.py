@@ -10,8 +10,8 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
-from django.db.models import Exists, F, OuterRef, QuerySet
-from django.db.models.functions import Coalesce
+from django.db.models import Exists, F, OuterRef, QuerySet, Value
+from django.db.models.functions import Coalesce, Concat
 
 from failures.business_days import (
     DAY,
@@ -272,6 +272,14 @@ class StageSlaDetector(Detector):
         """The dedupe key of a breach found by the scan."""
         return self.dedupe_key(category, clock_start)
 
+    def limit_seconds(self, parameters: dict[str, Any]) -> float:
+        """The time limit, in seconds of working time."""
+        return parameters["max_days"] * DAY
+
+    def limit_details(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        """How the limit is shown in a failure's details."""
+        return {"max_days": parameters["max_days"]}
+
     def waiting(self, version: "DefinitionVersion", cutoff: datetime) -> QuerySet:
         """Active applications whose clock started before the cutoff, with `clock_start`."""
         from failures.models import Application, Failure
@@ -309,7 +317,7 @@ class StageSlaDetector(Detector):
         application = context.application
         parameters = self.validate_parameters(version.parameters)
         multiplier, exempt = strategic_treatment(version, application.job.is_strategic)
-        limit = parameters["max_days"] * DAY * multiplier
+        limit = self.limit_seconds(parameters) * multiplier
         calendar = self.calendar(parameters, application.job.region)
         holds = [
             Hold(h.started_at, h.ended_at)
@@ -331,7 +339,7 @@ class StageSlaDetector(Detector):
                 details={
                     "category_entered_at": entered.isoformat(),
                     "left_at": left_at.isoformat(),
-                    "max_days": parameters["max_days"],
+                    **self.limit_details(parameters),
                     "unit": parameters["unit"],
                     "limit_multiplier": multiplier,
                     "found_by": "transition",
@@ -351,7 +359,7 @@ class StageSlaDetector(Detector):
             regions += list(Region.objects.filter(organization_id=organization_id))
         for is_strategic in (False, True):
             multiplier, exempt = strategic_treatment(version, is_strategic)
-            limit = parameters["max_days"] * DAY * multiplier
+            limit = self.limit_seconds(parameters) * multiplier
             for region in regions:
                 yield from self._scan_group(
                     version, parameters, now, limit, exempt, is_strategic, region, len(regions) > 1
@@ -427,9 +435,9 @@ class StageSlaDetector(Detector):
                 occurred_at=occurred,
                 details={
                     self.clock_label: entered.isoformat(),
-                    "max_days": parameters["max_days"],
+                    **self.limit_details(parameters),
                     "unit": parameters["unit"],
-                    "limit_multiplier": limit / (parameters["max_days"] * DAY),
+                    "limit_multiplier": limit / self.limit_seconds(parameters),
                     "found_by": "scan",
                 },
                 exempt_reason=exempt,
@@ -560,6 +568,353 @@ class CandidateDropOffDetector(Detector):
             )
 
 
+class SchedulingMissedDetector(StageSlaDetector):
+    """Interview scheduling that failed: none scheduled within N working hours of entering
+    the interview stage, an interview cancelled and not rescheduled within N working hours,
+    or a candidate who did not show up.
+    """
+
+    kind = DetectorKind.SCHEDULING_MISSED
+    clock_label = "category_entered_at"
+    parameters: dict[str, Parameter] = {
+        "max_hours": IntParameter(1, 2000, "Working hours allowed to schedule an interview."),
+        "unit": ChoiceParameter(
+            tuple(SlaUnit.values), "What the hours count.", default=SlaUnit.BUSINESS_DAYS
+        ),
+        "working_days": WeekdaysParameter(
+            "Business days of the week, ISO numbers (1 = Monday).", default=(1, 2, 3, 4, 5)
+        ),
+    }
+
+    def limit_seconds(self, parameters: dict[str, Any]) -> float:
+        return parameters["max_hours"] * 3600.0
+
+    def limit_details(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        return {"max_hours": parameters["max_hours"]}
+
+    def scan_key(self, category: str, clock_start: datetime) -> str:
+        return f"unscheduled:{clock_start.isoformat()}"
+
+    def waiting(self, version: "DefinitionVersion", cutoff: datetime) -> QuerySet:
+        from failures.models import Interview
+
+        scheduled = Interview.objects.filter(
+            application_id=OuterRef("pk"), scheduled_at__gte=OuterRef("category_entered_at")
+        )
+        return super().waiting(version, cutoff).filter(~Exists(scheduled))
+
+    def on_event(self, version: "DefinitionVersion", context: EventContext) -> list[Detection]:
+        from failures.models import Interview
+
+        event, application = context.event, context.application
+        if (
+            event.interview is None
+            or application.stage_category != version.definition.stage_category
+        ):
+            return []
+        _, exempt = strategic_treatment(version, application.job.is_strategic)
+        base = {
+            "application_id": application.pk,
+            "candidate_id": application.candidate_id,
+            "job_id": application.job_id,
+            "exempt_reason": exempt,
+            "event_reason": event_reason(event),
+        }
+        if event.kind == EventKind.INTERVIEW_NO_SHOW:
+            return [
+                Detection(
+                    dedupe_key=f"no-show:{event.interview.id}",
+                    occurred_at=event.occurred_at,
+                    details={"interview": event.interview.id, "found_by": "no_show"},
+                    **base,
+                )
+            ]
+        if event.kind != EventKind.INTERVIEW_SCHEDULED:
+            return []
+        entered = application.category_entered_at
+        earlier = Interview.objects.filter(
+            application=application, scheduled_at__gte=entered, scheduled_at__lt=event.occurred_at
+        ).exclude(ats_id=event.interview.id)
+        if entered is None or earlier.exists():
+            return []
+        parameters = self.validate_parameters(version.parameters)
+        multiplier, _ = strategic_treatment(version, application.job.is_strategic)
+        limit = self.limit_seconds(parameters) * multiplier
+        calendar = self.calendar(parameters, application.job.region)
+        if calendar.working_seconds(entered, event.occurred_at) <= limit:
+            return []
+        return [
+            Detection(
+                dedupe_key=self.scan_key(version.definition.stage_category, entered),
+                occurred_at=calendar.add_working_time(entered, limit),
+                details={
+                    "category_entered_at": entered.isoformat(),
+                    "found_by": "late_schedule",
+                    **self.limit_details(parameters),
+                },
+                **base,
+            )
+        ]
+
+    def scan(self, version: "DefinitionVersion", now: datetime) -> Iterator[Detection]:
+        from failures.models import Failure, Interview
+
+        yield from super().scan(version, now)
+        # Cancelled and never rescheduled: the cancellation starts the clock.
+        parameters = self.validate_parameters(version.parameters)
+        limit = self.limit_seconds(parameters)
+        rescheduled = Interview.objects.filter(
+            application_id=OuterRef("application_id"), scheduled_at__gt=OuterRef("cancelled_at")
+        )
+        recorded = Failure.objects.filter(
+            definition_id=version.definition_id,
+            application_id=OuterRef("application_id"),
+            dedupe_key=Concat(Value("cancelled:"), OuterRef("ats_id")),
+        )
+        cancelled = (
+            Interview.objects.filter(
+                application__organization_id=version.definition.organization_id,
+                application__status=ApplicationStatus.ACTIVE,
+                cancelled_at__isnull=False,
+            )
+            .filter(~Exists(rescheduled), ~Exists(recorded))
+            .select_related("application__job__region")
+            .order_by("pk")
+        )
+        for interview in cancelled.iterator(chunk_size=2000):
+            application = interview.application
+            calendar = self.calendar(parameters, application.job.region)
+            deadline = calendar.add_working_time(interview.cancelled_at, limit)
+            if deadline >= now:
+                continue
+            _, exempt = strategic_treatment(version, application.job.is_strategic)
+            yield Detection(
+                application_id=application.pk,
+                candidate_id=application.candidate_id,
+                job_id=application.job_id,
+                dedupe_key=f"cancelled:{interview.ats_id}",
+                occurred_at=deadline,
+                details={
+                    "interview": interview.ats_id,
+                    "found_by": "cancelled",
+                    **self.limit_details(parameters),
+                },
+                exempt_reason=exempt,
+            )
+
+
+class FeedbackOverdueDetector(Detector):
+    """An interviewer's scorecard not submitted within N hours of the interview."""
+
+    kind = DetectorKind.FEEDBACK_OVERDUE
+    scans = True
+    parameters: dict[str, Parameter] = {
+        "max_hours": IntParameter(1, 2000, "Hours allowed to submit the scorecard."),
+        "unit": ChoiceParameter(
+            tuple(SlaUnit.values), "What the hours count.", default=SlaUnit.CALENDAR_DAYS
+        ),
+        "working_days": WeekdaysParameter(
+            "Business days of the week, ISO numbers (1 = Monday).", default=(1, 2, 3, 4, 5)
+        ),
+    }
+
+    def _detection(self, version, interview, deadline, found_by: str) -> Detection:  # type: ignore[no-untyped-def]
+        application = interview.application
+        _, exempt = strategic_treatment(version, application.job.is_strategic)
+        return Detection(
+            application_id=application.pk,
+            candidate_id=application.candidate_id,
+            job_id=application.job_id,
+            dedupe_key=f"scorecard:{interview.ats_id}",
+            occurred_at=deadline,
+            details={"interview": interview.ats_id, "found_by": found_by},
+            exempt_reason=exempt,
+        )
+
+    def on_event(self, version: "DefinitionVersion", context: EventContext) -> list[Detection]:
+        from failures.models import Interview
+
+        event = context.event
+        if event.kind != EventKind.SCORECARD_SUBMITTED or event.interview is None:
+            return []
+        interview = (
+            Interview.objects.select_related("application__job__region")
+            .filter(application=context.application, ats_id=event.interview.id)
+            .first()
+        )
+        if interview is None or interview.completed_at is None:
+            return []
+        parameters = self.validate_parameters(version.parameters)
+        calendar = sla_calendar(parameters, interview.application.job.region)
+        limit = parameters["max_hours"] * 3600.0
+        if calendar.working_seconds(interview.completed_at, event.occurred_at) <= limit:
+            return []
+        deadline = calendar.add_working_time(interview.completed_at, limit)
+        return [self._detection(version, interview, deadline, "late_scorecard")]
+
+    def scan(self, version: "DefinitionVersion", now: datetime) -> Iterator[Detection]:
+        from failures.models import Failure, Interview
+
+        parameters = self.validate_parameters(version.parameters)
+        limit = parameters["max_hours"] * 3600.0
+        recorded = Failure.objects.filter(
+            definition_id=version.definition_id,
+            application_id=OuterRef("application_id"),
+            dedupe_key=Concat(Value("scorecard:"), OuterRef("ats_id")),
+        )
+        overdue = (
+            Interview.objects.filter(
+                application__organization_id=version.definition.organization_id,
+                completed_at__isnull=False,
+                completed_at__lt=now - timedelta(seconds=limit),
+                scorecard_submitted_at__isnull=True,
+            )
+            .filter(~Exists(recorded))
+            .select_related("application__job__region")
+            .order_by("pk")
+        )
+        for interview in overdue.iterator(chunk_size=2000):
+            calendar = sla_calendar(parameters, interview.application.job.region)
+            deadline = calendar.add_working_time(interview.completed_at, limit)
+            if deadline < now:
+                yield self._detection(version, interview, deadline, "scan")
+
+
+class ApprovalMissingDetector(Detector):
+    """An offer extended before (or without) the required approval."""
+
+    kind = DetectorKind.APPROVAL_MISSING
+
+    def on_event(self, version: "DefinitionVersion", context: EventContext) -> list[Detection]:
+        event, application = context.event, context.application
+        if event.kind != EventKind.OFFER_EXTENDED:
+            return []
+        approved = application.offer_approved_at
+        if approved is not None and approved <= event.occurred_at:
+            return []
+        _, exempt = strategic_treatment(version, application.job.is_strategic)
+        return [
+            Detection(
+                application_id=application.pk,
+                candidate_id=application.candidate_id,
+                job_id=application.job_id,
+                dedupe_key=f"unapproved:{event.id}",
+                occurred_at=event.occurred_at,
+                details={"event_id": event.id},
+                exempt_reason=exempt,
+            )
+        ]
+
+
+class IntegrationErrorDetector(Detector):
+    """An external system failing persistently for an application.
+
+    Errors are looked at in windows opened by the first error: a window in which the system
+    recovered, or with fewer than `min_errors` errors, was transient and is ignored; one
+    with `min_errors` errors and no recovery is a failure (occurring at its last counted
+    error). Windows are judged once they have closed.
+    """
+
+    kind = DetectorKind.INTEGRATION_ERROR
+    scans = True
+    parameters: dict[str, Parameter] = {
+        "window_minutes": IntParameter(
+            1, 10080, "Minutes a burst of errors is judged over.", default=60
+        ),
+        "min_errors": IntParameter(
+            1, 100, "Errors in a window that make it persistent.", default=3
+        ),
+    }
+
+    def scan(self, version: "DefinitionVersion", now: datetime) -> Iterator[Detection]:
+        from failures.models import IntegrationError
+
+        parameters = self.validate_parameters(version.parameters)
+        window = timedelta(minutes=parameters["window_minutes"])
+        errors = (
+            IntegrationError.objects.filter(
+                application__organization_id=version.definition.organization_id,
+                occurred_at__lt=now - window,
+            )
+            .select_related("application__job")
+            .order_by("application_id", "system", "occurred_at")
+        )
+        group: list = []
+        for error in errors.iterator(chunk_size=2000):
+            if group and (group[0].application_id, group[0].system) != (
+                error.application_id,
+                error.system,
+            ):
+                yield from self._judge(version, group, window, parameters["min_errors"], now)
+                group = []
+            group.append(error)
+        if group:
+            yield from self._judge(version, group, window, parameters["min_errors"], now)
+
+    def _judge(self, version, errors, window, min_errors, now) -> Iterator[Detection]:  # type: ignore[no-untyped-def]
+        start = 0
+        while start < len(errors):
+            opened = errors[start].occurred_at
+            closes = opened + window
+            if closes > now:
+                return  # still open: judged by a later scan
+            burst = [e for e in errors[start:] if e.occurred_at < closes]
+            recovered = any(e.recovered_at is not None and e.recovered_at <= closes for e in burst)
+            if not recovered and len(burst) >= min_errors:
+                application = burst[0].application
+                _, exempt = strategic_treatment(version, application.job.is_strategic)
+                yield Detection(
+                    application_id=application.pk,
+                    candidate_id=application.candidate_id,
+                    job_id=application.job_id,
+                    dedupe_key=f"integration:{burst[0].system}:{opened.isoformat()}",
+                    occurred_at=burst[min_errors - 1].occurred_at,
+                    details={
+                        "system": burst[0].system,
+                        "errors": len(burst),
+                        "first_event": burst[0].event_id,
+                        "found_by": "scan",
+                    },
+                    exempt_reason=exempt,
+                )
+            start += len(burst)
+
+
+class BadHireDetector(Detector):
+    """A hire whose employment ends within N days of starting (an outcome failure)."""
+
+    kind = DetectorKind.BAD_HIRE
+    parameters: dict[str, Parameter] = {
+        "max_days": IntParameter(1, 730, "Days after the start within which leaving counts."),
+    }
+
+    def on_event(self, version: "DefinitionVersion", context: EventContext) -> list[Detection]:
+        event, application = context.event, context.application
+        if event.kind != EventKind.EMPLOYMENT_ENDED or application.hired_at is None:
+            return []
+        parameters = self.validate_parameters(version.parameters)
+        employed = event.occurred_at - application.hired_at
+        if employed > timedelta(days=parameters["max_days"]) or employed.total_seconds() < 0:
+            return []
+        reason = event_reason(event)
+        details: dict[str, Any] = {"days_employed": employed.days, "found_by": "event"}
+        if reason:
+            details["reason"] = reason
+        _, exempt = strategic_treatment(version, application.job.is_strategic)
+        return [
+            Detection(
+                application_id=application.pk,
+                candidate_id=application.candidate_id,
+                job_id=application.job_id,
+                dedupe_key=f"bad-hire:{event.id}",
+                occurred_at=event.occurred_at,
+                details=details,
+                exempt_reason=exempt,
+                event_reason=reason,
+            )
+        ]
+
+
 DETECTORS: dict[str, Detector] = {
     detector.kind: detector
     for detector in (
@@ -567,6 +922,11 @@ DETECTORS: dict[str, Detector] = {
         StageSlaDetector(),
         CandidateDropOffDetector(),
         RecruiterInactivityDetector(),
+        SchedulingMissedDetector(),
+        FeedbackOverdueDetector(),
+        ApprovalMissingDetector(),
+        IntegrationErrorDetector(),
+        BadHireDetector(),
     )
 }
 

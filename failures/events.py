@@ -14,7 +14,7 @@ from typing import Any
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from failures.choices import EventKind, StageCategory
+from failures.choices import INTERVIEW_KINDS, EventKind, StageCategory
 
 # How far ahead of our clock an event may claim to have happened (ATS clock skew).
 MAX_CLOCK_SKEW = timedelta(hours=1)
@@ -38,6 +38,9 @@ APPLICATION_KINDS = frozenset(
         EventKind.OFFER_DECLINED,
         EventKind.APPLICATION_ON_HOLD,
         EventKind.APPLICATION_RESUMED,
+        EventKind.OFFER_APPROVED,
+        EventKind.EMPLOYMENT_ENDED,
+        *INTERVIEW_KINDS,
     }
 )
 
@@ -88,6 +91,14 @@ class StageRef:
 
 
 @dataclass(frozen=True)
+class InterviewRef:
+    """The interview an interview or scorecard event is about."""
+
+    id: str
+    scheduled_for: datetime | None = None
+
+
+@dataclass(frozen=True)
 class CanonicalEvent:
     """A validated canonical recruiting event."""
 
@@ -97,6 +108,7 @@ class CanonicalEvent:
     application: ApplicationRef | None = None
     job: JobRef | None = None
     stage: StageRef | None = None
+    interview: InterviewRef | None = None
     actor_id: str = ""
     actor_role: str = ""
     details: dict[str, Any] = field(default_factory=dict)
@@ -171,6 +183,21 @@ def _timestamp(data: dict, key: str, path: str, *, required: bool) -> datetime |
         raise EventInvalid(path, "The timestamp must include a time zone (e.g. Z).")
     if parsed > timezone.now() + MAX_CLOCK_SKEW:
         raise EventInvalid(path, "The timestamp is in the future.")
+    return parsed
+
+
+def _timestamp_any(value: Any, path: str) -> datetime:
+    """An aware ISO 8601 timestamp that may lie in the future (e.g. an interview date)."""
+    if not isinstance(value, str):
+        raise EventInvalid(path, "Must be an ISO 8601 timestamp string.")
+    try:
+        parsed = parse_datetime(value)
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        raise EventInvalid(path, "Not a valid ISO 8601 timestamp.")
+    if timezone.is_naive(parsed):
+        raise EventInvalid(path, "The timestamp must include a time zone (e.g. Z).")
     return parsed
 
 
@@ -262,6 +289,17 @@ def event_parse(data: Any) -> CanonicalEvent:
             category=category,
         )
 
+    interview = None
+    interview_data = _object(data, "interview", required=kind in INTERVIEW_KINDS)
+    if interview_data is not None:
+        scheduled_for = interview_data.get("scheduled_for")
+        interview = InterviewRef(
+            id=_text(interview_data, "id", "interview.id", required=True, limit=MAX_ID_LENGTH),
+            scheduled_for=_timestamp_any(scheduled_for, "interview.scheduled_for")
+            if scheduled_for is not None
+            else None,
+        )
+
     actor = _object(data, "actor", required=False) or {}
     details = _object(data, "details", required=False) or {}
     return CanonicalEvent(
@@ -271,6 +309,7 @@ def event_parse(data: Any) -> CanonicalEvent:
         application=application,
         job=job,
         stage=stage,
+        interview=interview,
         actor_id=_text(actor, "id", "actor.id", required=False, limit=MAX_ID_LENGTH) or "",
         actor_role=_text(actor, "role", "actor.role", required=False, limit=60) or "",
         details=details,

@@ -283,6 +283,10 @@ class Application(models.Model):
     last_recruiter_action_at = models.DateTimeField(
         null=True, blank=True, help_text="When a recruiter last acted on it in the ATS."
     )
+    offer_approved_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the current offer was approved."
+    )
+    hired_at = models.DateTimeField(null=True, blank=True, help_text="Start of employment.")
 
     class Meta:
         ordering = ["organization", "-applied_at"]
@@ -331,6 +335,51 @@ class RecruitingEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.event_id}"
+
+
+class Interview(models.Model):
+    """An interview of an application, as the ATS reports it."""
+
+    application = models.ForeignKey(
+        Application, on_delete=models.CASCADE, related_name="interviews"
+    )
+    ats_id = models.CharField(max_length=200)
+    scheduled_at = models.DateTimeField(help_text="When it was scheduled.")
+    scheduled_for = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    no_show_at = models.DateTimeField(null=True, blank=True)
+    scorecard_submitted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["application", "scheduled_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["application", "ats_id"], name="interview_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"Interview {self.ats_id}"
+
+
+class IntegrationError(models.Model):
+    """An external system (e.g. background checks) failing for an application."""
+
+    application = models.ForeignKey(
+        Application, on_delete=models.CASCADE, related_name="integration_errors"
+    )
+    system = models.CharField(max_length=100)
+    occurred_at = models.DateTimeField()
+    recovered_at = models.DateTimeField(null=True, blank=True)
+    event_id = models.CharField(max_length=200)
+
+    class Meta:
+        ordering = ["application", "occurred_at"]
+        indexes = [
+            models.Index(fields=["application", "system", "occurred_at"], name="integ_err_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.system} error for {self.application}"
 
 
 class ApplicationHold(models.Model):

@@ -41,6 +41,8 @@ from failures.models import (
     DefinitionVersion,
     Failure,
     FailureDefinition,
+    IntegrationError,
+    Interview,
     Job,
     Membership,
     Organization,
@@ -348,6 +350,74 @@ def _application_move(
     return context, True
 
 
+def _offer_approved(application: Application, event: CanonicalEvent) -> None:
+    application.offer_approved_at = event.occurred_at
+
+
+def _interview_event(application: Application, event: CanonicalEvent) -> None:
+    """Keep the interview mirror: scheduled, cancelled, held, no-show, scorecard in."""
+    ref = event.interview
+    assert ref is not None
+    at = event.occurred_at
+    interview, created = Interview.objects.get_or_create(
+        application=application,
+        ats_id=ref.id,
+        defaults={"scheduled_at": at, "scheduled_for": ref.scheduled_for},
+    )
+    changed: list[str] = []
+    if event.kind == EventKind.INTERVIEW_SCHEDULED and not created:
+        # Scheduled again: a reschedule undoes the cancellation.
+        interview.scheduled_at, interview.scheduled_for = at, ref.scheduled_for
+        interview.cancelled_at = None
+        changed = ["scheduled_at", "scheduled_for", "cancelled_at"]
+    field = {
+        EventKind.INTERVIEW_CANCELLED: "cancelled_at",
+        EventKind.INTERVIEW_COMPLETED: "completed_at",
+        EventKind.INTERVIEW_NO_SHOW: "no_show_at",
+        EventKind.SCORECARD_SUBMITTED: "scorecard_submitted_at",
+    }.get(event.kind)
+    if field is not None and getattr(interview, field) is None:
+        setattr(interview, field, at)
+        changed.append(field)
+    if changed:
+        interview.save(update_fields=changed)
+
+
+def _integration_event(application: Application, event: CanonicalEvent) -> None:
+    """Record a failing external system, or its recovery."""
+    system = str(event.details.get("system") or "unknown")[:100]
+    if event.kind == EventKind.INTEGRATION_ERROR:
+        IntegrationError.objects.create(
+            application=application,
+            system=system,
+            occurred_at=event.occurred_at,
+            event_id=event.id,
+        )
+    else:
+        IntegrationError.objects.filter(
+            application=application,
+            system=system,
+            recovered_at__isnull=True,
+            occurred_at__lte=event.occurred_at,
+        ).update(recovered_at=event.occurred_at)
+
+
+def _hired_start(application: Application, event: CanonicalEvent) -> None:
+    application.hired_at = event.occurred_at
+
+
+_FACT_RECORDERS = {
+    EventKind.OFFER_APPROVED: _offer_approved,
+    EventKind.INTERVIEW_SCHEDULED: _interview_event,
+    EventKind.INTERVIEW_CANCELLED: _interview_event,
+    EventKind.INTERVIEW_COMPLETED: _interview_event,
+    EventKind.INTERVIEW_NO_SHOW: _interview_event,
+    EventKind.SCORECARD_SUBMITTED: _interview_event,
+    EventKind.INTEGRATION_ERROR: _integration_event,
+    EventKind.INTEGRATION_RECOVERED: _integration_event,
+}
+
+
 def _application_hold(application: Application, event: CanonicalEvent) -> None:
     """Open or close a hold: SLA clocks stop while an application is on hold."""
     open_hold = application.holds.filter(ended_at__isnull=True).order_by("-started_at").first()
@@ -366,6 +436,8 @@ def _event_apply(
     terminal = _TERMINAL.get(event.kind)
     if event.kind in (EventKind.APPLICATION_ON_HOLD, EventKind.APPLICATION_RESUMED):
         _application_hold(application, event)
+    elif event.kind in _FACT_RECORDERS:
+        _FACT_RECORDERS[event.kind](application, event)
     elif terminal is not None:
         status, terminal_category, label = terminal
         if application.status == ApplicationStatus.ACTIVE:
@@ -375,6 +447,8 @@ def _event_apply(
             if moved:
                 application.status = status
                 application.closed_at = event.occurred_at
+                if event.kind == EventKind.APPLICATION_HIRED:
+                    _hired_start(application, event)
     elif event.stage is not None and category is not None:
         is_new_stage = (
             application.current_stage != event.stage.name or application.stage_category != category
