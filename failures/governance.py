@@ -119,8 +119,10 @@ def version_draft_update(
 
 
 def board_voters(board: ReviewBoard) -> list[int]:
-    """User ids of the board's voting members."""
-    return list(board.members.filter(can_vote=True).values_list("user_id", flat=True))
+    """User ids of the board's voting members who can still vote (active accounts)."""
+    return list(
+        board.members.filter(can_vote=True, user__is_active=True).values_list("user_id", flat=True)
+    )
 
 
 @transaction.atomic

@@ -473,10 +473,13 @@ class DefinitionVersionQuerySet(models.QuerySet):
     """Bulk updates and deletes respect the immutability of approved versions too."""
 
     def update(self, **kwargs):  # type: ignore[no-untyped-def]
-        if (
-            set(kwargs) - VERSION_FIELDS_AFTER_APPROVAL
-            and self.filter(status__in=_FROZEN_STATUSES).exists()
-        ):
+        # Retiring is the only change an approved version allows; a retired one allows none.
+        retiring = (
+            set(kwargs) <= VERSION_FIELDS_AFTER_APPROVAL
+            and kwargs.get("status", VersionStatus.RETIRED) == VersionStatus.RETIRED
+        )
+        frozen = self.filter(status__in=_FROZEN_STATUSES)
+        if (not retiring and frozen.exists()) or self.filter(status=VersionStatus.RETIRED).exists():
             raise ImmutableVersionError(
                 "Approved versions are immutable: create a new version instead."
             )
@@ -567,8 +570,11 @@ class DefinitionVersion(models.Model):
                     for f in self._meta.concrete_fields
                     if getattr(stored, f.attname) != getattr(self, f.attname)
                 }
-                if changed - VERSION_FIELDS_AFTER_APPROVAL or (
-                    stored.status == VersionStatus.RETIRED and changed
+                retiring = self.status == VersionStatus.RETIRED
+                if (
+                    changed - VERSION_FIELDS_AFTER_APPROVAL
+                    or ("status" in changed and not retiring)
+                    or (stored.status == VersionStatus.RETIRED and changed)
                 ):
                     raise ImmutableVersionError(
                         f"{stored} is {stored.get_status_display().lower()} and immutable: "
@@ -577,7 +583,9 @@ class DefinitionVersion(models.Model):
         super().save(*args, **kwargs)
 
     def delete(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if self.status != VersionStatus.DRAFT:
+        # Judge the stored status, not whatever the caller's copy says.
+        stored = DefinitionVersion.objects.filter(pk=self.pk).values_list("status", flat=True)
+        if self.status != VersionStatus.DRAFT or stored.first() not in (None, VersionStatus.DRAFT):
             raise ImmutableVersionError("Only draft versions can be deleted.")
         return super().delete(*args, **kwargs)
 

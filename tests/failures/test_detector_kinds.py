@@ -192,7 +192,7 @@ def test_an_offer_extended_without_prior_approval_is_a_failure(org, send):
     assert Failure.objects.get(definition_version=version).application.ats_id == "late"
 
 
-# --- Integration errors -----------------------------------------------------------------------------
+# --- Integration errors ------------------------------------------------------------------------
 
 
 def test_only_persistent_integration_errors_become_failures(org, send):
@@ -222,7 +222,7 @@ def test_only_persistent_integration_errors_become_failures(org, send):
     assert failure.dedupe_key == "integration:checkr:2026-10-02T09:00:00+00:00"
 
 
-# --- Bad hire ------------------------------------------------------------------------------------
+# --- Bad hire ----------------------------------------------------------------------------------
 
 
 def test_a_hire_leaving_within_n_days_is_a_bad_hire(org, send):
@@ -238,7 +238,7 @@ def test_a_hire_leaving_within_n_days_is_a_bad_hire(org, send):
 
     failure = Failure.objects.get(definition_version=version)
     assert failure.application.ats_id == "short"
-    assert failure.details == {"days_employed": 52, "found_by": "event", "reason": "Quit"}
+    assert failure.details == {"days_employed": 52, "found_by": "event", "reason": "Resigned"}
 
 
 @pytest.mark.parametrize(

@@ -410,7 +410,20 @@ def test_the_scan_can_be_limited_to_one_organization(org, other_org, connection,
 @pytest.mark.django_db
 @pytest.mark.parametrize("status", [VersionStatus.RETIRED, VersionStatus.DRAFT])
 def test_a_version_that_is_not_approved_does_not_detect(org, connection, T, status):
-    DefinitionVersion.objects.filter(definition__organization=org).update(status=status)
+    # Retire every approved version; for the draft case, leave only unapproved drafts
+    DefinitionVersion.objects.filter(definition__organization=org).update(
+        status=VersionStatus.RETIRED, retired_at=T
+    )
+    if status == VersionStatus.DRAFT:
+        for definition in org.definitions.all():
+            first = definition.versions.get(number=1)
+            DefinitionVersion.objects.create(
+                definition=definition,
+                number=2,
+                detector=first.detector,
+                parameters=first.parameters,
+                status=VersionStatus.DRAFT,
+            )
     enter_screening(connection, T)
 
     on_leave = send(connection, "application.stage_changed", T + 9 * DAY, stage="Onsite")
