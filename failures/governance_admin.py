@@ -4,6 +4,7 @@ Every write goes through `failures.governance`; the admin only collects input an
 state. Approved versions are read-only here, as they are everywhere.
 """
 
+from datetime import timedelta
 from typing import Any
 
 from django import forms
@@ -39,6 +40,7 @@ from failures.models import (
     Review,
     ReviewBoard,
 )
+from failures.replay import version_replay
 
 
 def _error_text(exc: Exception) -> str:
@@ -79,6 +81,27 @@ class RetireForm(forms.Form):
     """Why an approved version is taken out of force."""
 
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=4000)
+
+
+class ReplayForm(forms.Form):
+    """The past period a version is replayed over."""
+
+    since = forms.DateTimeField(help_text="Start (YYYY-MM-DD HH:MM, UTC).")
+    until = forms.DateTimeField(help_text="End (YYYY-MM-DD HH:MM, UTC).")
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        since, until = cleaned.get("since"), cleaned.get("until")
+        if since and until:
+            if until <= since:
+                self.add_error("until", "The period must end after it starts.")
+            elif until - since > timedelta(days=366):
+                self.add_error("since", "Replay at most a year here; use replay_version for more.")
+            elif until > timezone.now():
+                self.add_error(
+                    "until", "A replay looks at the past: the end cannot be later than now."
+                )
+        return cleaned
 
 
 class ReviewForm(forms.Form):
@@ -396,8 +419,37 @@ class ChangeRequestAdmin(ScopedAdmin):
                 self.admin_site.admin_view(self.review_view),
                 name="failures_changerequest_review",
             ),
+            path(
+                "<path:object_id>/replay/",
+                self.admin_site.admin_view(self.replay_view),
+                name="failures_changerequest_replay",
+            ),
             *super().get_urls(),
         ]
+
+    def replay_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The proposed version replayed over a past period, beside the version in force."""
+        obj = self._object_or_404(request, unquote(object_id))
+        form = ReplayForm(request.GET or None)
+        result = None
+        if form.is_valid():
+            result = version_replay(
+                version=obj.version,
+                start=form.cleaned_data["since"],
+                end=form.cleaned_data["until"],
+            )
+        return TemplateResponse(
+            request,
+            "admin/failures/changerequest/replay.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": f"Replay of {obj.version}",
+                "opts": self.model._meta,
+                "original": obj,
+                "form": form,
+                "result": result,
+            },
+        )
 
     def change_view(self, request, object_id, form_url="", extra_context=None):  # type: ignore[override]
         obj = self._object_or_404(request, object_id)
@@ -406,6 +458,9 @@ class ChangeRequestAdmin(ScopedAdmin):
             **(extra_context or {}),
             "review_form": ReviewForm() if can_review else None,
             "review_url": reverse("admin:failures_changerequest_review", args=[obj.pk]),
+            "replay_url": reverse("admin:failures_changerequest_replay", args=[obj.pk]),
+            "replay_since": (timezone.now() - timedelta(days=90)).strftime("%Y-%m-%d %H:%M"),
+            "replay_until": timezone.now().strftime("%Y-%m-%d %H:%M"),
             "is_proposer": obj.proposed_by_id == request.user.pk,
             "is_open": obj.status == ChangeRequestStatus.OPEN,
         }
