@@ -788,6 +788,10 @@ class SimulationTruth(models.Model):
     application_ats_id = models.CharField(max_length=200)
     dedupe_key = models.CharField(max_length=200)
     occurred_at = models.DateTimeField()
+    exempted = models.BooleanField(default=False, help_text="Expected as an exempted case.")
+    excluded = models.BooleanField(
+        default=False, help_text="Expected to be excluded for compliance (counted, not stored)."
+    )
 
     class Meta:
         ordering = ["organization", "occurred_at"]

@@ -7,7 +7,7 @@ are written in batches.
 """
 
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,8 +18,10 @@ from failures.choices import StageCategory, VersionStatus
 from failures.detectors import StageSlaDetector
 from failures.models import (
     AtsConnection,
+    ComplianceExclusion,
     DefinitionVersion,
     Failure,
+    FailureDefinition,
     Organization,
     SimulationTruth,
     StageMapping,
@@ -55,9 +57,83 @@ STAGES = [
     ("Pre-boarding", StageCategory.ONBOARDING),
 ]
 DECLINE_REASONS = ["Compensation", "Accepted another offer", "Location", "Role scope"]
+WITHDRAW_REASONS = ["Took another job", "Not interested any more", "Relocation"]
+EXIT_REASONS = ["Resigned", "Terminated", "Relocation"]
 HISTORY_DAYS = 150
 SLA_CODE = "SCR-SLA-BREACH"
 OFFER_CODE = "OFR-DECLINED"
+DROP_OFF_CODE = "SCR-DROP-OFF"
+SCHEDULE_CODE = "INT-SCHEDULING"
+FEEDBACK_CODE = "INT-FEEDBACK"
+APPROVAL_CODE = "OFR-UNAPPROVED"
+INTEGRATION_CODE = "BGC-INTEGRATION"
+BAD_HIRE_CODE = "HIRE-EARLY-EXIT"
+BACKGROUND_SYSTEM = "checkr"
+SCHEDULE_HOURS = 48
+FEEDBACK_HOURS = 48
+BAD_HIRE_DAYS = 90
+INTEGRATION_WINDOW_MINUTES = 60
+INTEGRATION_MIN_ERRORS = 3
+
+# The rules of a simulated organization beyond the standard two: (code, name, category,
+# kind, detector, parameters, version policy). Calendar hours keep the truth arithmetic
+# plain; business days are covered by their own tests.
+SIMULATED_DEFINITIONS = [
+    (
+        DROP_OFF_CODE,
+        "Candidate dropped off in screening",
+        StageCategory.SCREENING,
+        "process",
+        "candidate_drop_off",
+        {},
+        {"excluded_reasons": ["Accommodation"], "strategic_policy": "exempt"},
+    ),
+    (
+        SCHEDULE_CODE,
+        "Interview scheduling missed",
+        StageCategory.INTERVIEWING,
+        "process",
+        "scheduling_missed",
+        {"max_hours": SCHEDULE_HOURS, "unit": "calendar_days"},
+        {},
+    ),
+    (
+        FEEDBACK_CODE,
+        "Interview feedback overdue",
+        StageCategory.INTERVIEWING,
+        "process",
+        "feedback_overdue",
+        {"max_hours": FEEDBACK_HOURS},
+        {},
+    ),
+    (
+        APPROVAL_CODE,
+        "Offer extended without approval",
+        StageCategory.OFFER,
+        "process",
+        "approval_missing",
+        {},
+        {},
+    ),
+    (
+        INTEGRATION_CODE,
+        "Background check failing",
+        StageCategory.ONBOARDING,
+        "process",
+        "integration_error",
+        {"window_minutes": INTEGRATION_WINDOW_MINUTES, "min_errors": INTEGRATION_MIN_ERRORS},
+        {},
+    ),
+    (
+        BAD_HIRE_CODE,
+        "Hire left within 90 days",
+        StageCategory.ONBOARDING,
+        "outcome",
+        "bad_hire",
+        {"max_days": BAD_HIRE_DAYS},
+        {},
+    ),
+]
 
 
 @dataclass
@@ -76,7 +152,9 @@ class SimulationResult:
 
     applications: int = 0
     events: int = 0
+    # Failures caused, per code; and detections that compliance rules must exclude.
     truths: dict[str, int] = field(default_factory=dict)
+    excluded: dict[str, int] = field(default_factory=dict)
     organizations: list[SimulatedOrganization] = field(default_factory=list)
 
 
@@ -102,6 +180,26 @@ def organization_prepare(
         connection = connection_create(actor=None, organization=organization, name="Simulated ATS")
     # The simulated organization has had its rules in force since before its history began.
     definitions_bootstrap(organization=organization, effective_from=rules_since)
+    for code, name_, category, kind, detector, parameters, policy in SIMULATED_DEFINITIONS:
+        definition, created = FailureDefinition.objects.get_or_create(
+            organization=organization,
+            code=code,
+            defaults={"name": name_, "stage_category": category, "kind": kind},
+        )
+        if created:
+            version = DefinitionVersion(
+                definition=definition,
+                number=1,
+                detector=detector,
+                parameters=parameters,
+                status=VersionStatus.APPROVED,
+                effective_from=rules_since,
+                approved_at=rules_since,
+                change_summary="Simulated organization's rule.",
+                **policy,
+            )
+            version.full_clean()
+            version.save()
     version = (
         DefinitionVersion.objects.filter(
             definition__organization=organization,
@@ -142,25 +240,54 @@ class _Step:
     kind: str
     stage: str | None = None
     details: dict[str, Any] | None = None
+    interview: str | None = None
+    role: str = "recruiter"
 
 
-def _application_story(rng: random.Random, start: datetime) -> Iterator[_Step]:
-    """One application's life, step by step, with realistic conversion rates."""
+def _hours(rng: random.Random, low: float, high: float) -> timedelta:
+    return timedelta(seconds=rng.randint(int(low * 3600), int(high * 3600)))
+
+
+def _interview_steps(
+    rng: random.Random, start: datetime, name: str, first: bool
+) -> tuple[list[_Step], datetime]:
+    """Scheduling, the interview (sometimes a no-show and a second try) and the scorecard."""
+    steps: list[_Step] = []
+    # The first interview of the stage is sometimes scheduled far too late.
+    delay = _hours(rng, 50, 90) if first and rng.random() < 0.10 else _hours(rng, 1, 20)
+    scheduled = start + delay
+    held = scheduled + _hours(rng, 24, 72)
+    steps.append(_Step(scheduled, "interview.scheduled", interview=name))
+    if rng.random() < 0.04:
+        steps.append(_Step(held, "interview.no_show", interview=name, role="system"))
+        name = f"{name}-retry"
+        scheduled = held + _hours(rng, 1, 4)
+        held = scheduled + _hours(rng, 24, 48)
+        steps.append(_Step(scheduled, "interview.scheduled", interview=name))
+    steps.append(_Step(held, "interview.completed", interview=name, role="interviewer"))
+    late = rng.random() < 0.08
+    scorecard = held + (_hours(rng, 50, 100) if late else _hours(rng, 1, 30))
+    steps.append(_Step(scorecard, "scorecard.submitted", interview=name, role="interviewer"))
+    return steps, held
+
+
+def _application_story(rng: random.Random, start: datetime, n: int) -> list[_Step]:
+    """One application's life, in time order, with realistic conversion rates."""
+    steps: list[_Step] = []
     t = start
-    hours = timedelta(hours=1)
     if rng.random() < 0.2:
-        yield _Step(t, "application.created", "Sourced")
+        steps.append(_Step(t, "application.created", "Sourced"))
         t += timedelta(hours=rng.randint(12, 24 * 6))
         roll = rng.random()
         if roll < 0.25:
-            yield _Step(t, "application.rejected")
-            return
+            steps.append(_Step(t, "application.rejected"))
+            return steps
         if roll < 0.35:
-            yield _Step(t, "application.withdrawn")
-            return
-        yield _Step(t, "application.stage_changed", "Application Review")
+            steps.append(_Step(t, "application.withdrawn", role="candidate"))
+            return steps
+        steps.append(_Step(t, "application.stage_changed", "Application Review"))
     else:
-        yield _Step(t, "application.created", "Application Review")
+        steps.append(_Step(t, "application.created", "Application Review"))
 
     # Screening: most move within days; some get stuck far beyond any SLA.
     if rng.random() < 0.12:
@@ -169,40 +296,105 @@ def _application_story(rng: random.Random, start: datetime) -> Iterator[_Step]:
         screening = timedelta(hours=rng.randint(6, 6 * 24))
     outcome = rng.random()
     if outcome < 0.40 or rng.random() < 0.5:
-        yield _Step(t + screening * 0.4, "application.stage_changed", "Phone Screen")
+        steps.append(_Step(t + screening * 0.4, "application.stage_changed", "Phone Screen"))
     t += screening
     if outcome < 0.50:
-        yield _Step(t, "application.rejected")
-        return
+        steps.append(_Step(t, "application.rejected"))
+        return steps
     if outcome < 0.58:
-        yield _Step(t, "application.withdrawn")
-        return
-    yield _Step(t, "application.stage_changed", "Technical Interview")
-    t += timedelta(hours=rng.randint(2 * 24, 8 * 24))
+        # Some withdraw for reasons that must never be labelled a candidate failure.
+        reason = "Accommodation" if rng.random() < 0.25 else rng.choice(WITHDRAW_REASONS)
+        steps.append(
+            _Step(t, "application.withdrawn", details={"reason": reason}, role="candidate")
+        )
+        return steps
+    steps.append(_Step(t, "application.stage_changed", "Technical Interview"))
+    interview, held = _interview_steps(rng, t, f"int-{n}-1", first=True)
+    steps += interview
+    t = held + _hours(rng, 2, 48)
     roll = rng.random()
     if roll < 0.30:
-        yield _Step(t, "application.rejected")
-        return
+        steps.append(_Step(t, "application.rejected"))
+        return steps
     if roll < 0.36:
-        yield _Step(t, "application.withdrawn")
-        return
-    yield _Step(t, "application.stage_changed", "Onsite")
-    t += timedelta(hours=rng.randint(2 * 24, 7 * 24))
+        steps.append(_Step(t, "application.withdrawn", role="candidate"))
+        return steps
+    steps.append(_Step(t, "application.stage_changed", "Onsite"))
+    interview, held = _interview_steps(rng, t, f"int-{n}-2", first=False)
+    steps += interview
+    t = held + _hours(rng, 2, 72)
     if rng.random() < 0.35:
-        yield _Step(t, "application.rejected")
-        return
-    yield _Step(t, "application.stage_changed", "Offer")
-    t += timedelta(hours=rng.randint(4, 36))
-    yield _Step(t, "offer.extended", "Offer")
+        steps.append(_Step(t, "application.rejected"))
+        return steps
+    steps.append(_Step(t, "application.stage_changed", "Offer"))
+    approved = rng.random() >= 0.10  # some offers go out before anyone approved them
+    if approved:
+        steps.append(_Step(t + _hours(rng, 1, 3), "offer.approved", "Offer"))
+    t += _hours(rng, 4, 36)
+    steps.append(_Step(t, "offer.extended", "Offer"))
+    if not approved and rng.random() < 0.5:
+        steps.append(_Step(t + _hours(rng, 2, 10), "offer.approved", "Offer"))
     t += timedelta(hours=rng.randint(24, 5 * 24))
     if rng.random() < 0.22:
-        yield _Step(t, "offer.declined", "Offer", {"reason": rng.choice(DECLINE_REASONS)})
-        yield _Step(t + hours, "application.withdrawn")
-        return
-    yield _Step(t, "offer.accepted", "Offer")
-    yield _Step(t + hours, "application.stage_changed", "Pre-boarding")
+        steps.append(
+            _Step(
+                t,
+                "offer.declined",
+                "Offer",
+                {"reason": rng.choice(DECLINE_REASONS)},
+                role="candidate",
+            )
+        )
+        steps.append(_Step(t + timedelta(hours=1), "application.withdrawn", role="candidate"))
+        return steps
+    steps.append(_Step(t, "offer.accepted", "Offer", role="candidate"))
+    steps.append(_Step(t + timedelta(hours=1), "application.stage_changed", "Pre-boarding"))
+    steps += _background_check(rng, t + timedelta(hours=2))
     t += timedelta(hours=rng.randint(3 * 24, 20 * 24))
-    yield _Step(t, "application.hired")
+    steps.append(_Step(t, "application.hired"))
+    roll = rng.random()
+    if roll < 0.12:
+        ended = t + timedelta(days=rng.randint(10, 80))
+    elif roll < 0.17:
+        ended = t + timedelta(days=rng.randint(120, 200))
+    else:
+        return sorted(steps, key=lambda step: step.at)
+    steps.append(
+        _Step(
+            ended, "employment.ended", details={"reason": rng.choice(EXIT_REASONS)}, role="system"
+        )
+    )
+    return sorted(steps, key=lambda step: step.at)
+
+
+def _background_check(rng: random.Random, start: datetime) -> list[_Step]:
+    """The background-check integration: mostly fine, sometimes flaky, sometimes broken."""
+    system = {"system": BACKGROUND_SYSTEM}
+    roll = rng.random()
+    if roll < 0.08:  # persistent: three errors within the hour, no recovery
+        return [
+            _Step(start + timedelta(minutes=m), "integration.error", details=system, role="system")
+            for m in (0, rng.randint(5, 15), rng.randint(20, 40))
+        ]
+    if roll < 0.14:  # transient: retried and recovered within the window
+        return [
+            _Step(start, "integration.error", details=system, role="system"),
+            _Step(
+                start + timedelta(minutes=10), "integration.error", details=system, role="system"
+            ),
+            _Step(
+                start + timedelta(minutes=12), "integration.error", details=system, role="system"
+            ),
+            _Step(
+                start + timedelta(minutes=25),
+                "integration.recovered",
+                details=system,
+                role="system",
+            ),
+        ]
+    if roll < 0.20:  # transient: a single hiccup
+        return [_Step(start, "integration.error", details=system, role="system")]
+    return []
 
 
 def _stamp(value: datetime) -> str:
@@ -266,7 +458,6 @@ def _simulate_organization(
     on_application: Callable[[], None] | None,
 ) -> None:
     truths: list[SimulationTruth] = []
-    sla_limit = timedelta(days=org.sla_days)
     slug = org.organization.slug
     for n in range(1, count + 1):
         job = org.jobs[rng.randrange(len(org.jobs))]
@@ -279,49 +470,31 @@ def _simulate_organization(
             "applied_at": _stamp(applied),
         }
         recruiter = f"rec-{rng.randint(1, 12)}"
-        screening_entered: datetime | None = None
-        category = None
+        # Events after `until` have not happened yet.
+        steps = [step for step in _application_story(rng, applied, n) if step.at <= until]
+        sent: list[tuple[_Step, str]] = []
         with transaction.atomic():
-            for k, step in enumerate(_application_story(rng, applied)):
-                if step.at > until:
-                    break
+            for k, step in enumerate(steps):
+                event_id = f"sim-{seed}-{slug}-{n}-{k}"
+                actor_id = recruiter if step.role == "recruiter" else f"{step.role}-{n}"
                 event: dict[str, Any] = {
-                    "id": f"sim-{seed}-{slug}-{n}-{k}",
+                    "id": event_id,
                     "kind": step.kind,
                     "occurred_at": _stamp(step.at),
                     "application": application,
                     "job": job,
-                    "actor": {"id": recruiter, "role": "recruiter"},
+                    "actor": {"id": actor_id, "role": step.role},
                 }
                 if step.stage:
                     event["stage"] = {"name": step.stage}
                 if step.details:
                     event["details"] = step.details
+                if step.interview:
+                    event["interview"] = {"id": step.interview}
                 event_record(connection=org.connection, payload=event)
-                result.events += 1
-                at = step.at.replace(microsecond=0)
-                new_category = _category_after(step, category)
-                if category == StageCategory.SCREENING and new_category != category:
-                    assert screening_entered is not None
-                    if at - screening_entered > sla_limit:
-                        truths.append(_sla_truth(org, seed, app_id, screening_entered, sla_limit))
-                    screening_entered = None
-                if new_category == StageCategory.SCREENING and category != new_category:
-                    screening_entered = at
-                category = new_category
-                if step.kind == "offer.declined":
-                    truths.append(
-                        SimulationTruth(
-                            organization=org.organization,
-                            seed=seed,
-                            definition_code=OFFER_CODE,
-                            application_ats_id=app_id,
-                            dedupe_key=f"event:{event['id']}",
-                            occurred_at=at,
-                        )
-                    )
-            if screening_entered is not None and until - screening_entered > sla_limit:
-                truths.append(_sla_truth(org, seed, app_id, screening_entered, sla_limit))
+                sent.append((step, event_id))
+            result.events += len(sent)
+        truths += _truths_of(org, seed, app_id, job, sent, until)
         result.applications += 1
         if len(truths) >= 500:
             _truths_flush(truths, result)
@@ -341,23 +514,161 @@ def _category_after(step: _Step, current: str | None) -> str | None:
     return current
 
 
-def _sla_truth(
-    org: SimulatedOrganization, seed: int, app_id: str, entered: datetime, limit: timedelta
-) -> SimulationTruth:
-    return SimulationTruth(
-        organization=org.organization,
-        seed=seed,
-        definition_code=SLA_CODE,
-        application_ats_id=app_id,
-        dedupe_key=StageSlaDetector.dedupe_key(StageCategory.SCREENING, entered),
-        occurred_at=entered + limit,
-    )
+def _truths_of(
+    org: SimulatedOrganization,
+    seed: int,
+    app_id: str,
+    job: dict[str, Any],
+    sent: list[tuple[_Step, str]],
+    until: datetime,
+) -> list[SimulationTruth]:
+    """The failures this application's events amount to, by each rule, as of `until`.
+
+    Written from the rules' definitions in docs/simulator.md, not from the detectors' code.
+    """
+    truths: list[SimulationTruth] = []
+
+    def truth(code: str, key: str, at: datetime, *, exempted=False, excluded=False) -> None:
+        truths.append(
+            SimulationTruth(
+                organization=org.organization,
+                seed=seed,
+                definition_code=code,
+                application_ats_id=app_id,
+                dedupe_key=key,
+                occurred_at=at,
+                exempted=exempted,
+                excluded=excluded,
+            )
+        )
+
+    sla = timedelta(days=org.sla_days)
+    schedule_limit = timedelta(hours=SCHEDULE_HOURS)
+    feedback_limit = timedelta(hours=FEEDBACK_HOURS)
+    category: str | None = None
+    entered: datetime | None = None
+    interviewing_since: datetime | None = None
+    interview_scheduled = False
+    completed: dict[str, datetime] = {}
+    scorecards: dict[str, datetime] = {}
+    approved_at: datetime | None = None
+    hired_at: datetime | None = None
+    errors: list[datetime] = []
+    recoveries: list[datetime] = []
+    for step, event_id in sent:
+        at = step.at
+        after = _category_after(step, category)
+        if after != category:
+            if category == StageCategory.SCREENING and entered and at - entered > sla:
+                truth(SLA_CODE, StageSlaDetector.dedupe_key(category, entered), entered + sla)
+            if category == StageCategory.SCREENING and step.kind == "application.withdrawn":
+                reason = (step.details or {}).get("reason", "")
+                truth(
+                    DROP_OFF_CODE,
+                    f"withdrawn:{event_id}",
+                    at,
+                    exempted=job["is_strategic"],
+                    excluded=reason == "Accommodation",
+                )
+            entered = at
+            if after == StageCategory.INTERVIEWING:
+                interviewing_since = at
+        category = after
+        if step.kind == "offer.declined":
+            truth(OFFER_CODE, f"event:{event_id}", at)
+        elif step.kind == "interview.scheduled" and not interview_scheduled:
+            interview_scheduled = True
+            assert interviewing_since is not None
+            if at - interviewing_since > schedule_limit:
+                truth(
+                    SCHEDULE_CODE,
+                    f"unscheduled:{interviewing_since.isoformat()}",
+                    interviewing_since + schedule_limit,
+                )
+        elif step.kind == "interview.no_show":
+            truth(SCHEDULE_CODE, f"no-show:{step.interview}", at)
+        elif step.kind == "interview.completed":
+            completed[step.interview or ""] = at
+        elif step.kind == "scorecard.submitted":
+            scorecards[step.interview or ""] = at
+        elif step.kind == "offer.approved":
+            approved_at = approved_at or at
+        elif step.kind == "offer.extended" and (approved_at is None or approved_at > at):
+            truth(APPROVAL_CODE, f"unapproved:{event_id}", at)
+        elif step.kind == "integration.error":
+            errors.append(at)
+        elif step.kind == "integration.recovered":
+            recoveries.append(at)
+        elif step.kind == "application.hired":
+            hired_at = at
+        elif (
+            step.kind == "employment.ended"
+            and hired_at
+            and at - hired_at <= timedelta(days=BAD_HIRE_DAYS)
+        ):
+            truth(BAD_HIRE_CODE, f"bad-hire:{event_id}", at)
+    # Still waiting when the history ends.
+    if category == StageCategory.SCREENING and entered and until - entered > sla:
+        truth(SLA_CODE, StageSlaDetector.dedupe_key(category, entered), entered + sla)
+    if (
+        category == StageCategory.INTERVIEWING
+        and not interview_scheduled
+        and interviewing_since
+        and until - interviewing_since > schedule_limit
+    ):
+        truth(
+            SCHEDULE_CODE,
+            f"unscheduled:{interviewing_since.isoformat()}",
+            interviewing_since + schedule_limit,
+        )
+    for name, held in completed.items():
+        handed_in = scorecards.get(name)
+        waited = (handed_in or until) - held
+        if waited > feedback_limit:
+            truth(FEEDBACK_CODE, f"scorecard:{name}", held + feedback_limit)
+    truths += [
+        SimulationTruth(
+            organization=org.organization,
+            seed=seed,
+            definition_code=INTEGRATION_CODE,
+            application_ats_id=app_id,
+            dedupe_key=key,
+            occurred_at=at,
+        )
+        for key, at in _persistent_integration_errors(errors, recoveries, until)
+    ]
+    return truths
+
+
+def _persistent_integration_errors(
+    errors: list[datetime], recoveries: list[datetime], until: datetime
+) -> list[tuple[str, datetime]]:
+    """Windows of an hour from a first error: no recovery inside and three errors or more."""
+    window = timedelta(minutes=INTEGRATION_WINDOW_MINUTES)
+    found = []
+    i = 0
+    while i < len(errors):
+        opened, closes = errors[i], errors[i] + window
+        if closes > until:
+            break
+        burst = [e for e in errors[i:] if e < closes]
+        recovered = any(opened <= r <= closes for r in recoveries)
+        if not recovered and len(burst) >= INTEGRATION_MIN_ERRORS:
+            found.append(
+                (
+                    f"integration:{BACKGROUND_SYSTEM}:{opened.isoformat()}",
+                    burst[INTEGRATION_MIN_ERRORS - 1],
+                )
+            )
+        i += len(burst)
+    return found
 
 
 def _truths_flush(truths: list[SimulationTruth], result: SimulationResult) -> None:
     SimulationTruth.objects.bulk_create(truths, ignore_conflicts=True)
     for truth in truths:
-        result.truths[truth.definition_code] = result.truths.get(truth.definition_code, 0) + 1
+        counts = result.excluded if truth.excluded else result.truths
+        counts[truth.definition_code] = counts.get(truth.definition_code, 0) + 1
     truths.clear()
 
 
@@ -369,6 +680,10 @@ class TruthComparison:
     true_positives: int
     false_positives: int
     false_negatives: int
+    # Found failures whose exempted status differs from the truth's.
+    status_mismatches: int = 0
+    excluded_expected: int = 0
+    excluded_counted: int = 0
 
     @property
     def precision(self) -> float:
@@ -380,26 +695,54 @@ class TruthComparison:
         expected = self.true_positives + self.false_negatives
         return self.true_positives / expected if expected else 1.0
 
+    @property
+    def exact(self) -> bool:
+        """Precision and recall 100 %, exemptions and compliance exclusions as expected."""
+        return (
+            self.precision == 1.0
+            and self.recall == 1.0
+            and self.status_mismatches == 0
+            and self.excluded_expected == self.excluded_counted
+        )
+
 
 def truth_compare(*, organization: Organization) -> list[TruthComparison]:
     """Compare recorded failures with the simulator's ground truth, code by code."""
-    truth = set(
-        SimulationTruth.objects.filter(organization=organization).values_list(
-            "definition_code", "application_ats_id", "dedupe_key"
+    truths = SimulationTruth.objects.filter(organization=organization)
+    expected = {
+        (code, app, key): exempted
+        for code, app, key, exempted in truths.filter(excluded=False).values_list(
+            "definition_code", "application_ats_id", "dedupe_key", "exempted"
         )
-    )
-    found = set(
-        Failure.objects.filter(organization=organization).values_list(
-            "definition__code", "application__ats_id", "dedupe_key"
+    }
+    found = {
+        (code, app, key): status == "exempted"
+        for code, app, key, status in Failure.objects.filter(organization=organization).values_list(
+            "definition__code", "application__ats_id", "dedupe_key", "status"
         )
-    )
-    codes = sorted({c for c, _, _ in truth | found})
+    }
+    excluded_expected: dict[str, int] = {}
+    for code in truths.filter(excluded=True).values_list("definition_code", flat=True):
+        excluded_expected[code] = excluded_expected.get(code, 0) + 1
+    excluded_counted: dict[str, int] = {}
+    for code, count in ComplianceExclusion.objects.filter(
+        version__definition__organization=organization
+    ).values_list("version__definition__code", "count"):
+        excluded_counted[code] = excluded_counted.get(code, 0) + count
+    codes = sorted({key[0] for key in expected.keys() | found.keys()} | set(excluded_expected))
     return [
         TruthComparison(
             code=code,
-            true_positives=len({t for t in truth & found if t[0] == code}),
-            false_positives=len({t for t in found - truth if t[0] == code}),
-            false_negatives=len({t for t in truth - found if t[0] == code}),
+            true_positives=sum(1 for k in expected.keys() & found.keys() if k[0] == code),
+            false_positives=sum(1 for k in found.keys() - expected.keys() if k[0] == code),
+            false_negatives=sum(1 for k in expected.keys() - found.keys() if k[0] == code),
+            status_mismatches=sum(
+                1
+                for k in expected.keys() & found.keys()
+                if k[0] == code and expected[k] != found[k]
+            ),
+            excluded_expected=excluded_expected.get(code, 0),
+            excluded_counted=excluded_counted.get(code, 0),
         )
         for code in codes
     ]
