@@ -68,6 +68,8 @@ FEEDBACK_CODE = "INT-FEEDBACK"
 APPROVAL_CODE = "OFR-UNAPPROVED"
 INTEGRATION_CODE = "BGC-INTEGRATION"
 BAD_HIRE_CODE = "HIRE-EARLY-EXIT"
+INACTIVITY_CODE = "REC-INACTIVITY"
+INACTIVITY_BUSINESS_DAYS = 5
 BACKGROUND_SYSTEM = "checkr"
 SCHEDULE_HOURS = 48
 FEEDBACK_HOURS = 48
@@ -131,6 +133,15 @@ SIMULATED_DEFINITIONS = [
         "outcome",
         "bad_hire",
         {"max_days": BAD_HIRE_DAYS},
+        {},
+    ),
+    (
+        INACTIVITY_CODE,
+        "No recruiter action for a working week",
+        StageCategory.SCREENING,
+        "process",
+        "recruiter_inactivity",
+        {"max_days": INACTIVITY_BUSINESS_DAYS},
         {},
     ),
 ]
@@ -608,6 +619,14 @@ def _truths_of(
         ):
             truth(BAD_HIRE_CODE, f"bad-hire:{event_id}", at)
     # Still waiting when the history ends.
+    if category not in (StageCategory.CLOSED, StageCategory.HIRED) and sent:
+        last_action = max(step.at for step, _ in sent if step.role == "recruiter")
+        limit = timedelta(days=INACTIVITY_BUSINESS_DAYS)
+        idle_until = _add_weekdays(last_action, limit)
+        # "More than N business days": a second of working time past the limit, by `until`
+        # (a limit reached on a Friday night is only exceeded on Monday).
+        if _add_weekdays(last_action, limit + timedelta(seconds=1)) <= until:
+            truth(INACTIVITY_CODE, f"recruiter-idle:{last_action.isoformat()}", idle_until)
     if category == StageCategory.SCREENING and entered and until - entered > sla:
         truth(SLA_CODE, StageSlaDetector.dedupe_key(category, entered), entered + sla)
     if (
@@ -638,6 +657,21 @@ def _truths_of(
         for key, at in _persistent_integration_errors(errors, recoveries, until)
     ]
     return truths
+
+
+def _add_weekdays(start: datetime, amount: timedelta) -> datetime:
+    """The moment `amount` of Monday-to-Friday time has passed after `start` (UTC days)."""
+    remaining = amount
+    cursor = start
+    while True:
+        midnight = datetime.combine(
+            cursor.date() + timedelta(days=1), datetime.min.time(), tzinfo=cursor.tzinfo
+        )
+        if cursor.weekday() < 5:
+            if remaining <= midnight - cursor:
+                return cursor + remaining
+            remaining -= midnight - cursor
+        cursor = midnight
 
 
 def _persistent_integration_errors(

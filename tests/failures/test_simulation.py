@@ -30,9 +30,16 @@ CODES = {
     "OFR-UNAPPROVED",
     "BGC-INTEGRATION",
     "HIRE-EARLY-EXIT",
+    "REC-INACTIVITY",
 }
 # Kinds common enough that a 150-application history always has some.
-FREQUENT = {"SCR-SLA-BREACH", "OFR-DECLINED", "SCR-DROP-OFF", "INT-SCHEDULING", "INT-FEEDBACK"}
+FREQUENT = {
+    "SCR-SLA-BREACH",
+    "OFR-DECLINED",
+    "SCR-DROP-OFF",
+    "INT-SCHEDULING",
+    "INT-FEEDBACK",
+}
 
 
 def snapshot() -> dict:
