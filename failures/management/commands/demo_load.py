@@ -10,7 +10,7 @@ class Command(BaseCommand):
     help = "Load the demo: simulated ATS history for two organizations and one login per role."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--applications", type=int, default=600)
+        parser.add_argument("--applications", type=int, default=400)
 
     def handle(self, *args: object, **options: object) -> None:
         try:
