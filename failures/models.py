@@ -297,9 +297,10 @@ class Application(models.Model):
             )
         ]
         indexes = [
+            # Scans select one tenant's waiting applications: tenant first.
             models.Index(
-                fields=["stage_category", "status", "category_entered_at"],
-                name="application_stage_wait_idx",
+                fields=["organization", "stage_category", "status", "category_entered_at"],
+                name="application_org_wait_idx",
             ),
             models.Index(fields=["organization", "applied_at"], name="application_org_applied_idx"),
         ]
