@@ -141,6 +141,29 @@ def strategic_treatment(
     return 1.0, (f"Strategic hire: exempt under {version.definition.code} v{version.number}.")
 
 
+def detection_for(
+    version: "DefinitionVersion",
+    application: "Application",
+    *,
+    dedupe_key: str,
+    occurred_at: datetime,
+    details: dict[str, Any],
+    event_reason: str | None = None,
+) -> Detection:
+    """A detection about one application, exempted as the version treats strategic hires."""
+    _, exempt = strategic_treatment(version, application.job.is_strategic)
+    return Detection(
+        application_id=application.pk,
+        candidate_id=application.candidate_id,
+        job_id=application.job_id,
+        dedupe_key=dedupe_key,
+        occurred_at=occurred_at,
+        details=details,
+        exempt_reason=exempt,
+        event_reason=event_reason,
+    )
+
+
 class Detector:
     """Base class: a kind of detection with typed parameters."""
 
@@ -210,16 +233,13 @@ class OfferDeclinedDetector(Detector):
         details = {"event_id": event.id}
         if reason:
             details["reason"] = reason
-        _, exempt = strategic_treatment(version, application.job.is_strategic)
         return [
-            Detection(
-                application_id=application.pk,
-                candidate_id=application.candidate_id,
-                job_id=application.job_id,
+            detection_for(
+                version,
+                application,
                 dedupe_key=f"event:{event.id}",
                 occurred_at=event.occurred_at,
                 details=details,
-                exempt_reason=exempt,
                 event_reason=reason,
             )
         ]
@@ -504,21 +524,17 @@ class CandidateDropOffDetector(Detector):
             return []
         if context.left_category != version.definition.stage_category:
             return []
-        application = context.application
-        _, exempt = strategic_treatment(version, application.job.is_strategic)
         reason = event_reason(event)
         details: dict[str, Any] = {"last_stage": context.left_stage, "found_by": "withdrawal"}
         if reason:
             details["reason"] = reason
         return [
-            Detection(
-                application_id=application.pk,
-                candidate_id=application.candidate_id,
-                job_id=application.job_id,
+            detection_for(
+                version,
+                context.application,
                 dedupe_key=f"withdrawn:{event.id}",
                 occurred_at=event.occurred_at,
                 details=details,
-                exempt_reason=exempt,
                 event_reason=reason,
             )
         ]
@@ -792,16 +808,13 @@ class ApprovalMissingDetector(Detector):
         approved = application.offer_approved_at
         if approved is not None and approved <= event.occurred_at:
             return []
-        _, exempt = strategic_treatment(version, application.job.is_strategic)
         return [
-            Detection(
-                application_id=application.pk,
-                candidate_id=application.candidate_id,
-                job_id=application.job_id,
+            detection_for(
+                version,
+                application,
                 dedupe_key=f"unapproved:{event.id}",
                 occurred_at=event.occurred_at,
                 details={"event_id": event.id},
-                exempt_reason=exempt,
             )
         ]
 
@@ -900,16 +913,13 @@ class BadHireDetector(Detector):
         details: dict[str, Any] = {"days_employed": employed.days, "found_by": "event"}
         if reason:
             details["reason"] = reason
-        _, exempt = strategic_treatment(version, application.job.is_strategic)
         return [
-            Detection(
-                application_id=application.pk,
-                candidate_id=application.candidate_id,
-                job_id=application.job_id,
+            detection_for(
+                version,
+                application,
                 dedupe_key=f"bad-hire:{event.id}",
                 occurred_at=event.occurred_at,
                 details=details,
-                exempt_reason=exempt,
                 event_reason=reason,
             )
         ]
