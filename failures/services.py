@@ -4,6 +4,7 @@ The admin, the API, webhooks, Celery tasks and management commands all call them
 rule lives in one place. Side effects (signals) happen after the transaction commits.
 """
 
+import itertools
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -53,6 +54,12 @@ from failures.models import (
     Team,
 )
 from failures.roles import STAFF_ROLES, group_name
+from failures.scan_recording import (
+    BATCH_SIZE,
+    ExceptionBook,
+    batched_recording_available,
+    failures_record_batch,
+)
 from failures.selectors import definition_versions_in_force, scope_queryset
 from failures.signals import failures_recorded
 
@@ -739,11 +746,25 @@ def detection_scan(
         if not detector.scans:
             continue
         result.versions += 1
+        code = version.definition.code
+        if batched_recording_available():
+            # PostgreSQL: thousands of breaches per statement instead of one per transaction.
+            exceptions = ExceptionBook(version.definition_id)
+            found = detector.scan(version, now)
+            while batch := list(itertools.islice(found, BATCH_SIZE)):
+                recorded = len(
+                    failures_record_batch(
+                        version=version, detections=batch, detected_at=now, exceptions=exceptions
+                    )
+                )
+                result.recorded += recorded
+                if recorded:
+                    result.codes[code] = result.codes.get(code, 0) + recorded
+            continue
         for detection in detector.scan(version, now):
             _, created = failure_record(version=version, detection=detection, detected_at=now)
             if created:
                 result.recorded += 1
-                code = version.definition.code
                 result.codes[code] = result.codes.get(code, 0) + 1
     logger.info("detection scan versions=%s recorded=%s", result.versions, result.recorded)
     return result
