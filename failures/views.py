@@ -13,4 +13,9 @@ from failures.selectors import definition_catalogue
 def catalogue(request: HttpRequest) -> HttpResponse:
     """Every standard failure code the viewer's organizations use, with its version in force."""
     definitions = definition_catalogue(user=request.user, at=timezone.now())
-    return render(request, "failures/catalogue.html", {"definitions": definitions})
+    several = len({d.organization_id for d in definitions}) > 1
+    return render(
+        request,
+        "failures/catalogue.html",
+        {"definitions": definitions, "several_organizations": several},
+    )

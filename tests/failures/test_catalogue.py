@@ -231,3 +231,15 @@ def test_a_retired_version_is_not_in_force(client, api_client, org, board):
     sla = next(d for d in response.context["definitions"] if d.code == SLA)
     assert sla.version_in_force is None
     assert "max_days = 7" not in response.content.decode()
+
+
+def test_the_organization_column_appears_only_for_people_of_several_organizations(
+    client, org, other_org, make_member, superuser
+):
+    client.force_login(make_member(MembershipRole.HRBP, org, username="one-org-viewer"))
+    assert "<th>Organization</th>" not in client.get("/failures/catalogue/").content.decode()
+
+    client.force_login(superuser)
+    page = client.get("/failures/catalogue/").content.decode()
+    assert "<th>Organization</th>" in page
+    assert "Globex" in page and "Acme" in page
