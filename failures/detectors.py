@@ -124,6 +124,16 @@ class TextListParameter:
 Parameter = IntParameter | ChoiceParameter | WeekdaysParameter | TextListParameter
 
 
+def calendar_parameters(help_unit: str, *, default_unit: str) -> dict[str, Parameter]:
+    """The `unit` and `working_days` parameters every time-limit detector takes."""
+    return {
+        "unit": ChoiceParameter(tuple(SlaUnit.values), help_unit, default=default_unit),
+        "working_days": WeekdaysParameter(
+            "Business days of the week, ISO numbers (1 = Monday).", default=(1, 2, 3, 4, 5)
+        ),
+    }
+
+
 def event_reason(event: "CanonicalEvent") -> str | None:
     """The reason an event gives in `details.reason`, if any."""
     reason = event.details.get("reason") if isinstance(event.details, dict) else None
@@ -273,12 +283,7 @@ class StageSlaDetector(Detector):
     scans = True
     parameters: dict[str, Parameter] = {
         "max_days": IntParameter(1, 365, "Days an application may spend in the stage category."),
-        "unit": ChoiceParameter(
-            tuple(SlaUnit.values), "What the limit counts.", default=SlaUnit.CALENDAR_DAYS
-        ),
-        "working_days": WeekdaysParameter(
-            "Business days of the week, ISO numbers (1 = Monday).", default=(1, 2, 3, 4, 5)
-        ),
+        **calendar_parameters("What the limit counts.", default_unit=SlaUnit.CALENDAR_DAYS),
     }
 
     clock_label = "category_entered_at"
@@ -475,12 +480,7 @@ class RecruiterInactivityDetector(StageSlaDetector):
     clock_label = "last_recruiter_action_at"
     parameters: dict[str, Parameter] = {
         "max_days": IntParameter(1, 365, "Days without a recruiter action."),
-        "unit": ChoiceParameter(
-            tuple(SlaUnit.values), "What the limit counts.", default=SlaUnit.BUSINESS_DAYS
-        ),
-        "working_days": WeekdaysParameter(
-            "Business days of the week, ISO numbers (1 = Monday).", default=(1, 2, 3, 4, 5)
-        ),
+        **calendar_parameters("What the limit counts.", default_unit=SlaUnit.BUSINESS_DAYS),
     }
 
     def scan_key(self, category: str, clock_start: datetime) -> str:
@@ -594,12 +594,7 @@ class SchedulingMissedDetector(StageSlaDetector):
     clock_label = "category_entered_at"
     parameters: dict[str, Parameter] = {
         "max_hours": IntParameter(1, 2000, "Working hours allowed to schedule an interview."),
-        "unit": ChoiceParameter(
-            tuple(SlaUnit.values), "What the hours count.", default=SlaUnit.BUSINESS_DAYS
-        ),
-        "working_days": WeekdaysParameter(
-            "Business days of the week, ISO numbers (1 = Monday).", default=(1, 2, 3, 4, 5)
-        ),
+        **calendar_parameters("What the hours count.", default_unit=SlaUnit.BUSINESS_DAYS),
     }
 
     def limit_seconds(self, parameters: dict[str, Any]) -> float:
@@ -726,12 +721,7 @@ class FeedbackOverdueDetector(Detector):
     scans = True
     parameters: dict[str, Parameter] = {
         "max_hours": IntParameter(1, 2000, "Hours allowed to submit the scorecard."),
-        "unit": ChoiceParameter(
-            tuple(SlaUnit.values), "What the hours count.", default=SlaUnit.CALENDAR_DAYS
-        ),
-        "working_days": WeekdaysParameter(
-            "Business days of the week, ISO numbers (1 = Monday).", default=(1, 2, 3, 4, 5)
-        ),
+        **calendar_parameters("What the hours count.", default_unit=SlaUnit.CALENDAR_DAYS),
     }
 
     def _detection(self, version, interview, deadline, found_by: str) -> Detection:  # type: ignore[no-untyped-def]
