@@ -22,6 +22,12 @@ app.conf.beat_schedule = {
         "schedule": SCAN_INTERVAL_SECONDS,
         "options": {"expires": SCAN_INTERVAL_SECONDS},
     },
+    # Deliveries: drain the database-outage spool, re-queue what a lost task left behind.
+    "integrations-deliveries-sweep": {
+        "task": "integrations.deliveries_sweep",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
+    },
     # Housekeeping: expired login sessions pile up in the database otherwise.
     "sessions-clear": {
         "task": "failures.sessions_clear",

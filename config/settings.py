@@ -191,6 +191,10 @@ CELERY_TASK_TIME_LIMIT = 15 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 14 * 60
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_TIMEZONE = "UTC"
+# A webhook must answer fast even when the broker is down: publish once, then leave the
+# delivery to the sweeper (its row in the database is the outbox).
+CELERY_TASK_PUBLISH_RETRY = False
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
 
 # History is for reading: reverting a row from its history would bypass services.
 SIMPLE_HISTORY_REVERT_DISABLED = True
@@ -199,6 +203,17 @@ SIMPLE_HISTORY_REVERT_DISABLED = True
 # Largest webhook body accepted, in bytes; larger deliveries are answered 413.
 FAILTRACK_WEBHOOK_MAX_BYTES = int(os.environ.get("FAILTRACK_WEBHOOK_MAX_BYTES", 256 * 1024))
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(2_621_440, FAILTRACK_WEBHOOK_MAX_BYTES)
+# Fernet keys encrypting connection secrets at rest, comma-separated; the first encrypts,
+# all decrypt (rotation). Empty: one key derived from SECRET_KEY.
+FAILTRACK_ENCRYPTION_KEYS = [
+    key for key in os.environ.get("FAILTRACK_ENCRYPTION_KEYS", "").split(",") if key.strip()
+]
+# Where accepted deliveries wait, fsync'd, while the database cannot take them.
+FAILTRACK_SPOOL_DIR = Path(os.environ.get("FAILTRACK_SPOOL_DIR", VAR_DIR / "spool"))
+# Seconds a signed timestamp may differ from our clock (vendors with a replay window).
+FAILTRACK_REPLAY_WINDOW_SECONDS = int(os.environ.get("FAILTRACK_REPLAY_WINDOW_SECONDS", 300))
+# A received delivery not processed after this many seconds is re-queued by the sweeper.
+FAILTRACK_SWEEP_AFTER_SECONDS = int(os.environ.get("FAILTRACK_SWEEP_AFTER_SECONDS", 120))
 
 LOGGING = {
     "version": 1,

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.utils import get_fields_from_path, unquote
@@ -19,6 +20,7 @@ from failures.models import (
     Application,
     AtsConnection,
     Candidate,
+    ConnectionSecret,
     DefinitionVersion,
     Failure,
     FailureDefinition,
@@ -31,6 +33,7 @@ from failures.models import (
     StageMapping,
     StageTransition,
     Team,
+    new_connection_secret,
 )
 from failures.selectors import organization_list, scope_queryset
 
@@ -212,12 +215,65 @@ class MembershipAdmin(ScopedAdmin):
 # --- Connections and vocabulary ----------------------------------------------------------------
 
 
+class AtsConnectionForm(forms.ModelForm):
+    """A connection, with a write-only field for adding a signing secret."""
+
+    new_secret = forms.CharField(
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False),
+        label="New signing secret",
+        help_text="Paste the secret the ATS shows you (Lever's signature token, the key you "
+        "typed into Greenhouse or Ashby …). Leave blank on a new connection to generate one, "
+        "shown once. Secrets are encrypted and never shown again; existing ones stay valid "
+        "until you revoke them below.",
+    )
+    new_secret_event_type = forms.CharField(
+        required=False,
+        max_length=120,
+        label="Only for event type",
+        help_text="For vendors that sign each event type with its own key; blank: any.",
+    )
+
+    class Meta:
+        model = AtsConnection
+        fields = ["organization", "name", "vendor", "is_active"]
+
+    def clean_new_secret(self) -> str:
+        secret = self.cleaned_data["new_secret"]
+        if secret and not 8 <= len(secret) <= 500:
+            raise forms.ValidationError("A signing secret must be 8 to 500 characters.")
+        return secret
+
+
+class ConnectionSecretInline(admin.TabularInline):
+    model = ConnectionSecret
+    extra = 0
+    can_delete = False
+    fields = ["label", "event_type", "fingerprint", "created_at", "is_active"]
+    readonly_fields = ["label", "event_type", "fingerprint", "created_at"]
+    verbose_name_plural = "Signing secrets (untick Active to revoke one)"
+
+    def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[override]
+        return False
+
+
 @admin.register(AtsConnection)
 class AtsConnectionAdmin(ScopedAdmin):
+    form = AtsConnectionForm
+    inlines = [ConnectionSecretInline]
     list_display = ["name", "organization", "vendor", "is_active", "webhook_url"]
     list_filter = ["organization", "vendor", "is_active"]
     search_fields = ["name"]
-    fields = ["organization", "name", "vendor", "is_active", "webhook_url"]
+    fields = [
+        "organization",
+        "name",
+        "vendor",
+        "is_active",
+        "webhook_url",
+        "new_secret",
+        "new_secret_event_type",
+    ]
     readonly_fields = ["webhook_url"]
 
     @admin.display(description="Webhook URL")
@@ -230,16 +286,36 @@ class AtsConnectionAdmin(ScopedAdmin):
 
     def save_model(self, request, obj, form, change) -> None:  # type: ignore[override]
         super().save_model(request, obj, form, change)
-        if not change:
-            # The only time the secret is shown: right after the connection is created.
-            messages.warning(
-                request,
-                format_html(
-                    "Signing secret of {}: <code>{}</code> — copy it into the ATS now.",
-                    obj.name,
-                    obj.secret,
-                ),
+        entered = form.cleaned_data.get("new_secret")
+        if entered or not change:
+            secret = entered or new_connection_secret()
+            services.connection_secret_add(
+                actor=request.user,
+                connection=obj,
+                secret=secret,
+                event_type=form.cleaned_data.get("new_secret_event_type", ""),
             )
+            if not entered:
+                # The only time a generated secret is shown: right after it was made.
+                messages.warning(
+                    request,
+                    format_html(
+                        "Signing secret of {}: <code>{}</code> — copy it into the ATS now; "
+                        "it will not be shown again.",
+                        obj.name,
+                        secret,
+                    ),
+                )
+
+    def save_formset(self, request, form, formset, change) -> None:  # type: ignore[override]
+        for row in formset.save(commit=False):
+            if not row.is_active:
+                services.connection_secret_revoke(actor=request.user, secret=row)
+            else:
+                row._history_user = request.user
+                row._change_reason = "re-activated"
+                row.save(update_fields=["is_active"])
+        formset.save_m2m()
 
 
 @admin.register(StageMapping)

@@ -162,6 +162,14 @@ class AtsVendor(models.TextChoices):
     """Which adapter speaks to the connection's ATS."""
 
     GENERIC = "generic", "Generic (failtrack canonical events)"
+    GREENHOUSE = "greenhouse", "Greenhouse"
+    LEVER = "lever", "Lever"
+    ASHBY = "ashby", "Ashby"
+    SMARTRECRUITERS = "smartrecruiters", "SmartRecruiters"
+    TEAMTAILOR = "teamtailor", "Teamtailor"
+    WORKABLE = "workable", "Workable"
+    RECRUITEE = "recruitee", "Recruitee"
+    CHECKR = "checkr", "Checkr (background checks)"
 
 
 class EventKind(models.TextChoices):
@@ -186,6 +194,15 @@ class EventKind(models.TextChoices):
     INTEGRATION_ERROR = "integration.error", "External system error"
     INTEGRATION_RECOVERED = "integration.recovered", "External system recovered"
     EMPLOYMENT_ENDED = "employment.ended", "Employment ended"
+    BACKGROUND_CHECK_STARTED = "background_check.started", "Background check started"
+    BACKGROUND_CHECK_COMPLETED = "background_check.completed", "Background check completed"
+    BACKGROUND_CHECK_SUSPENDED = "background_check.suspended", "Background check suspended"
+    BACKGROUND_CHECK_DISPUTED = "background_check.disputed", "Background check disputed"
+    BACKGROUND_CHECK_FAILED = "background_check.failed", "Background check failed"
+    JOB_CREATED = "job.created", "Job opened"
+    JOB_UPDATED = "job.updated", "Job updated"
+    JOB_CLOSED = "job.closed", "Job closed"
+    INTEGRATION_PING = "integration.ping", "Connection test"
 
 
 # Kinds about one interview: they carry an `interview` object.

@@ -9,8 +9,10 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Lower
+from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
+from failures import crypto
 from failures.choices import (
     PIPELINE_STAGE_CATEGORIES,
     VERSION_FIELDS_AFTER_APPROVAL,
@@ -137,12 +139,12 @@ class Membership(models.Model):
 # --- Connections and stage vocabulary ----------------------------------------------------
 
 
-def _new_connection_secret() -> str:
-    return secrets.token_urlsafe(32)
-
-
 class AtsConnection(models.Model):
-    """One ATS feeding one organization; the id is the webhook URL's connection id."""
+    """One ATS feeding one organization; the id is the webhook URL's connection id.
+
+    Its signing secrets are `ConnectionSecret` rows, encrypted at rest; several may be active
+    at once (key rotation, vendors that sign each event type with its own key).
+    """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     organization = models.ForeignKey(
@@ -150,15 +152,9 @@ class AtsConnection(models.Model):
     )
     name = models.CharField(max_length=120)
     vendor = models.CharField(max_length=30, choices=AtsVendor.choices, default=AtsVendor.GENERIC)
-    secret = models.CharField(
-        max_length=200,
-        default=_new_connection_secret,
-        help_text="Shared secret the ATS signs each delivery with.",
-    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
-    # The secret is a credential: it never goes into history rows.
-    history = HistoricalRecords(excluded_fields=["secret"])
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["organization", "name"]
@@ -166,6 +162,70 @@ class AtsConnection(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.get_vendor_display()})"
+
+    def signing_secrets(self, event_type: str = "") -> list["ConnectionSecret"]:
+        """Active secrets that may sign a delivery of `event_type`, newest first."""
+        return [
+            secret
+            for secret in self.secrets.filter(is_active=True).order_by("-created_at", "-pk")
+            if not secret.event_type or secret.event_type == event_type
+        ]
+
+    @property
+    def secret(self) -> str:
+        """The newest active secret's value (for code that signs, such as the demo banner)."""
+        newest = self.secrets.filter(is_active=True).order_by("-created_at", "-pk").first()
+        return newest.value if newest is not None else ""
+
+
+def new_connection_secret() -> str:
+    """A fresh random signing secret."""
+    return secrets.token_urlsafe(32)
+
+
+# Old migrations name the default of the plaintext column this model once had.
+_new_connection_secret = new_connection_secret
+
+
+class ConnectionSecret(models.Model):
+    """A signing secret of a connection, encrypted at rest and never shown after entry."""
+
+    connection = models.ForeignKey(AtsConnection, on_delete=models.CASCADE, related_name="secrets")
+    label = models.CharField(max_length=80, default="primary")
+    event_type = models.CharField(
+        max_length=120,
+        blank=True,
+        help_text="Only for deliveries of this vendor event type (vendors with one key per "
+        "event type); blank: any.",
+    )
+    ciphertext = models.TextField(editable=False)
+    fingerprint = models.CharField(
+        max_length=10, editable=False, help_text="Tells secrets apart without showing them."
+    )
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    history = HistoricalRecords(excluded_fields=["ciphertext"])
+
+    class Meta:
+        ordering = ["connection", "-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection", "label"], name="connection_secret_label_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label} (…{self.fingerprint})"
+
+    @property
+    def value(self) -> str:
+        """The plaintext secret (decrypted on every read; never stored in clear)."""
+        return crypto.decrypt(self.ciphertext)
+
+    def set_value(self, plaintext: str) -> None:
+        """Encrypt and keep a new plaintext secret."""
+        self.ciphertext = crypto.encrypt(plaintext)
+        self.fingerprint = crypto.fingerprint(plaintext)
 
 
 class StageMapping(models.Model):
@@ -325,17 +385,35 @@ class RecruitingEvent(models.Model):
 
     class Meta:
         ordering = ["-occurred_at"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["connection", "event_id"], name="event_once_per_connection"
-            )
-        ]
         indexes = [
             models.Index(fields=["organization", "occurred_at"], name="event_org_occurred_idx"),
         ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.event_id}"
+
+
+class EventKey(models.Model):
+    """Each (connection, event id) once, ever: the dedupe rule of the event log.
+
+    A separate small table because the event log is partitioned by month on PostgreSQL, and
+    a unique constraint there would have to include the partition key.
+    """
+
+    connection = models.ForeignKey(AtsConnection, on_delete=models.PROTECT, related_name="+")
+    event_id = models.CharField(max_length=200)
+    event_pk = models.BigIntegerField(help_text="The RecruitingEvent row.")
+    occurred_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection", "event_id"], name="event_once_per_connection"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.event_id
 
 
 class Interview(models.Model):

@@ -16,6 +16,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from failures import crypto
 from failures.choices import (
     FAILURE_STATUS_TRANSITIONS,
     ApplicationStatus,
@@ -33,11 +34,13 @@ from failures.choices import (
 from failures.detectors import Detection, EventContext, detector_for
 from failures.events import CanonicalEvent, EventInvalid, JobRef, event_parse
 from failures.models import (
+    EventKey,
     Application,
     ApplicationHold,
     AtsConnection,
     Candidate,
     ComplianceExclusion,
+    ConnectionSecret,
     DefinitionException,
     DefinitionVersion,
     Failure,
@@ -52,6 +55,7 @@ from failures.models import (
     StageMapping,
     StageTransition,
     Team,
+    new_connection_secret,
 )
 from failures.roles import STAFF_ROLES, group_name
 from failures.scan_recording import (
@@ -113,13 +117,64 @@ def connection_create(
     organization: Organization,
     name: str,
     vendor: str = AtsVendor.GENERIC,
+    secret: str | None = None,
 ) -> AtsConnection:
-    """Open an ATS connection with a freshly generated secret."""
+    """Open an ATS connection with one signing secret (the given one, or a fresh random one)."""
     connection = AtsConnection(organization=organization, name=name, vendor=vendor)
     connection.full_clean()
     connection._history_user = actor
     connection.save()
+    connection_secret_add(
+        actor=actor, connection=connection, secret=secret or new_connection_secret()
+    )
+    logger.info(
+        "connection created org=%s vendor=%s id=%s", organization.slug, vendor, connection.pk
+    )
     return connection
+
+
+def connection_secret_add(
+    *,
+    actor: AbstractBaseUser | None,
+    connection: AtsConnection,
+    secret: str,
+    label: str = "",
+    event_type: str = "",
+) -> ConnectionSecret:
+    """Add a signing secret; the ones already active stay valid until revoked (rotation)."""
+    if len(secret) < 8:
+        raise ValidationError({"secret": "A signing secret must be at least 8 characters."})
+    if len(secret) > 500:
+        raise ValidationError({"secret": "A signing secret must be at most 500 characters."})
+    if not label:
+        taken = set(connection.secrets.values_list("label", flat=True))
+        label = "primary" if "primary" not in taken else f"key-{len(taken) + 1}"
+        while label in taken:
+            label += "-new"
+    row = ConnectionSecret(connection=connection, label=label, event_type=event_type)
+    row.set_value(secret)
+    row.full_clean()
+    row._history_user = actor
+    row.save()
+    return row
+
+
+def connection_secret_revoke(*, actor: AbstractBaseUser | None, secret: ConnectionSecret) -> None:
+    """Stop accepting deliveries signed with this secret."""
+    secret.is_active = False
+    secret._history_user = actor
+    secret._change_reason = "revoked"
+    secret.save(update_fields=["is_active"])
+
+
+def secrets_rotate() -> int:
+    """Re-encrypt every stored secret under the first configured encryption key."""
+    count = 0
+    for row in ConnectionSecret.objects.iterator():
+        row.ciphertext = crypto.reencrypt(row.ciphertext)
+        row.save(update_fields=["ciphertext"])
+        count += 1
+    return count
 
 
 # --- Definitions --------------------------------------------------------------------------
@@ -524,8 +579,15 @@ def event_record(*, connection: AtsConnection, payload: Any) -> EventRecordResul
                     occurred_at=event.occurred_at,
                     payload=event.raw,
                 )
+                EventKey.objects.create(
+                    connection=connection,
+                    event_id=event.id,
+                    event_pk=row.pk,
+                    occurred_at=event.occurred_at,
+                )
         except IntegrityError:
-            existing = RecruitingEvent.objects.get(connection=connection, event_id=event.id)
+            key = EventKey.objects.get(connection=connection, event_id=event.id)
+            existing = RecruitingEvent.objects.get(pk=key.event_pk)
             return EventRecordResult(event=existing, created=False)
 
         category = _stage_category_resolve(organization, event)

@@ -1,70 +1,90 @@
-"""Signed ATS webhooks: verify over the raw bytes, record once, answer fast."""
+"""Signed ATS webhooks: verify over the raw bytes, store once, answer as the vendor expects."""
 
 import json
 import logging
-import uuid
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import status
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from failures.events import EventInvalid
-from failures.models import AtsConnection
-from failures.services import event_record
+from failures.choices import AtsVendor
 from integrations.ats import ADAPTERS
+from integrations.ats.base import DeliveryInvalid, Inbound
+from integrations.credentials import CredentialsUnavailable, credentials_get
+from integrations.ingest import KeyReused, delivery_accept, headers_to_store
 
 logger = logging.getLogger(__name__)
 
 
-def _error(code: int, message: str, field: str | None = None) -> Response:
+def _error(code: int, message: str, field: str | None = None, **headers: str) -> Response:
     body: dict[str, Any] = {"error": message}
     if field:
         body["field"] = field
-    return Response(body, status=code)
+    return Response(body, status=code, headers=headers or None)
 
 
 def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def json_decode(body: bytes) -> Any:
+    """Strict JSON: UTF-8, no NaN/Infinity, nesting bounded by the recursion limit."""
+    return json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+
+
 class AtsHookView(APIView):
-    """Receive one signed event from an ATS connection."""
+    """Receive one signed delivery from an ATS connection."""
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
-    parser_classes: list = []  # the raw bytes are read (and signed) as they came
+    parser_classes: list = []  # the raw bytes are read (and verified) as they came
     throttle_classes: list = []
 
     @extend_schema(
         operation_id="ats_hook_receive",
-        summary="Receive one signed ATS event",
+        summary="Receive one signed ATS webhook delivery",
         description=(
-            "Body: one canonical event (see docs/webhooks.md), signed with "
-            "`X-Failtrack-Signature: sha256=<hex HMAC-SHA256 of the raw body>`."
+            "Each vendor posts its own documented format, signed its own way "
+            "(docs/webhooks.md): the generic vendor takes failtrack's canonical events "
+            "signed with `X-Failtrack-Signature: sha256=<hex HMAC-SHA256 of the raw body>`. "
+            "The delivery is stored before the answer and processed into canonical events "
+            "asynchronously; `GET /api/v1/deliveries/` shows its state."
         ),
+        parameters=[
+            OpenApiParameter(
+                "vendor", str, OpenApiParameter.PATH, enum=[v.value for v in AtsVendor]
+            ),
+            OpenApiParameter("connection_id", str, OpenApiParameter.PATH, description="UUID"),
+        ],
         request={"application/json": OpenApiTypes.OBJECT},
         responses={
-            202: OpenApiResponse(description="Accepted and recorded."),
-            200: OpenApiResponse(description="Duplicate event id: nothing changed."),
-            400: OpenApiResponse(description="Malformed JSON or an invalid field (named)."),
-            401: OpenApiResponse(description="Missing or wrong signature."),
+            200: OpenApiResponse(description="Accepted (vendors expecting 200), or duplicate."),
+            202: OpenApiResponse(description="Accepted (generic, SmartRecruiters)."),
+            400: OpenApiResponse(description="Malformed JSON or a missing field (named)."),
+            401: OpenApiResponse(description="Missing, wrong or stale signature."),
             404: OpenApiResponse(description="Unknown vendor or connection."),
             413: OpenApiResponse(description="Body larger than the configured limit."),
-            415: OpenApiResponse(description="Content type is not application/json."),
+            415: OpenApiResponse(description="Unsupported content type."),
+            503: OpenApiResponse(description="Database down and connection unknown: retry."),
         },
         auth=[],
     )
     def post(self, request: Request, vendor: str, connection_id: str) -> Response:
         adapter = ADAPTERS.get(vendor)
-        connection = _connection_find(vendor, connection_id) if adapter else None
-        if adapter is None or connection is None:
+        if adapter is None:
+            return _error(404, "Unknown ATS connection.")
+        try:
+            credentials = credentials_get(vendor, connection_id)
+        except CredentialsUnavailable:
+            return _error(503, "Temporarily unavailable; please retry.", **{"Retry-After": "30"})
+        if credentials is None:
             return _error(404, "Unknown ATS connection.")
 
         limit = settings.FAILTRACK_WEBHOOK_MAX_BYTES
@@ -74,8 +94,11 @@ class AtsHookView(APIView):
             return _error(400, "Invalid Content-Length header.", "Content-Length")
         if declared > limit:
             return _error(413, f"Body larger than {limit} bytes.")
-        if request.content_type.split(";")[0].strip().lower() != "application/json":
-            return _error(415, "Content-Type must be application/json.", "Content-Type")
+        content_type = request.content_type.split(";")[0].strip().lower()
+        if content_type not in adapter.content_types:
+            return _error(
+                415, f"Content-Type must be {' or '.join(adapter.content_types)}.", "Content-Type"
+            )
         try:
             body = request._request.body
         except RequestDataTooBig:
@@ -83,43 +106,65 @@ class AtsHookView(APIView):
         if len(body) > limit:
             return _error(413, f"Body larger than {limit} bytes.")
 
-        if not adapter.verify(connection=connection, headers=request.headers, body=body):
-            logger.warning("hook signature refused connection=%s", connection.pk)
-            return _error(401, "Missing or invalid signature.", "X-Failtrack-Signature")
-
         try:
-            payload = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+            payload = json_decode(body)
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             return _error(400, f"Malformed JSON: {exc}"[:300], "body")
+        now = timezone.now()
+        inbound = Inbound(headers=request.headers, body=body, payload=payload, received_at=now)
 
+        handshake = adapter.handshake(inbound)
+        if handshake is not None:
+            return Response(handshake.body, status=handshake.status, headers=handshake.headers)
         try:
-            result = event_record(connection=connection, payload=adapter.to_canonical(payload))
-        except EventInvalid as exc:
+            envelope = adapter.envelope(inbound)
+        except DeliveryInvalid as exc:
             return _error(400, exc.message, exc.field)
 
-        if not result.created:
+        verification = adapter.verify(inbound, credentials.keys_for(envelope.event_type), now=now)
+        if not verification.ok:
+            logger.warning(
+                "hook signature refused vendor=%s connection=%s reason=%s",
+                vendor,
+                credentials.connection_id,
+                verification.reason,
+            )
+            return _error(401, verification.reason, adapter.signature_header)
+
+        try:
+            receipt = delivery_accept(
+                connection_id=credentials.connection_id,
+                organization_id=credentials.organization_id,
+                vendor=vendor,
+                event_type=envelope.event_type,
+                dedupe_key=envelope.dedupe_key,
+                body=body,
+                headers=headers_to_store(adapter, request.headers),
+                verified_with=verification.verified_with,
+                received_at=now,
+                refuse_reused_key=adapter.refuse_reused_key_with_other_body,
+            )
+        except KeyReused:
+            logger.warning(
+                "hook one-time token reused vendor=%s connection=%s",
+                vendor,
+                credentials.connection_id,
+            )
+            return _error(401, "Signature token already used.", adapter.signature_header)
+
+        if receipt.duplicate:
             return Response(
-                {"status": "duplicate", "id": result.event.event_id}, status=status.HTTP_200_OK
+                {"status": "duplicate", "delivery": receipt.delivery_id},
+                status=adapter.duplicate_status or adapter.success_status,
             )
         logger.info(
-            "hook accepted connection=%s kind=%s failures=%d",
-            connection.pk,
-            result.event.kind,
-            len(result.failures),
+            "hook accepted vendor=%s connection=%s type=%s spooled=%s",
+            vendor,
+            credentials.connection_id,
+            envelope.event_type,
+            receipt.spooled,
         )
-        return Response(
-            {"status": "accepted", "id": result.event.event_id, "failures": len(result.failures)},
-            status=adapter.success_status,
-        )
-
-
-def _connection_find(vendor: str, connection_id: str) -> AtsConnection | None:
-    try:
-        pk = uuid.UUID(str(connection_id))
-    except ValueError:
-        return None
-    return (
-        AtsConnection.objects.select_related("organization")
-        .filter(pk=pk, vendor=vendor, is_active=True)
-        .first()
-    )
+        body_out: dict[str, Any] = {"status": "accepted", "delivery": receipt.delivery_id}
+        if receipt.spooled:
+            body_out["spooled"] = True
+        return Response(body_out, status=adapter.success_status)

@@ -14,6 +14,8 @@ from rest_framework.test import APIClient
 from failures.choices import MembershipRole
 from failures.models import Organization, StageMapping
 from failures.services import definitions_bootstrap, membership_grant
+from integrations.credentials import credentials_forget
+from integrations.ingest import deliveries_process_pending
 from tests.factories import (
     AtsConnectionFactory,
     OrganizationFactory,
@@ -133,7 +135,11 @@ def make_event() -> Callable[..., dict]:
 
 @pytest.fixture
 def post_event(client, connection) -> Callable[..., Any]:
-    """post_event(payload | bytes, secret=..., content_type=..., connection=...) -> response."""
+    """post_event(payload | bytes, secret=..., content_type=..., connection=...) -> response.
+
+    Like a worker would, it then processes the deliveries the hook stored (the hook itself
+    only stores and answers; pass process=False to look at the stored delivery first).
+    """
 
     def post(
         payload: Any,
@@ -142,19 +148,31 @@ def post_event(client, connection) -> Callable[..., Any]:
         content_type: str = "application/json",
         target=None,
         signature: str | None = None,
+        process: bool = True,
         **headers: str,
     ):
         target = target or connection
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         header = signature if signature is not None else sign(secret or target.secret, body)
-        return client.post(
+        response = client.post(
             f"/api/v1/hooks/{target.vendor}/{target.pk}/",
             data=body,
             content_type=content_type,
             headers={"X-Failtrack-Signature": header, **headers},
         )
+        if process:
+            deliveries_process_pending()
+        return response
 
     return post
+
+
+@pytest.fixture(autouse=True)
+def _fresh_credentials():
+    """Each test sees connections and secrets as its own database has them."""
+    credentials_forget()
+    yield
+    credentials_forget()
 
 
 ALL_ROLES = [role.value for role in MembershipRole]

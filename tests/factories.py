@@ -12,6 +12,7 @@ from failures.models import (
     Application,
     AtsConnection,
     Candidate,
+    ConnectionSecret,
     Failure,
     Job,
     Organization,
@@ -67,10 +68,19 @@ class TeamFactory(factory.django.DjangoModelFactory):
 class AtsConnectionFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = AtsConnection
+        skip_postgeneration_save = True
 
     organization = factory.SubFactory(OrganizationFactory)
     name = "Test ATS"
-    secret = factory.Sequence(lambda n: f"secret-{n}-0123456789abcdef")
+
+    @factory.post_generation
+    def secret(self, create: bool, extracted: str | None, **kwargs) -> None:
+        """AtsConnectionFactory(secret="...") stores that signing secret (encrypted)."""
+        if create:
+            value = extracted or f"secret-{self.pk.hex[:8]}-0123456789abcdef"
+            row = ConnectionSecret(connection=self, label="primary")
+            row.set_value(value)
+            row.save()
 
 
 _ids = itertools.count(1)

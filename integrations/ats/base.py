@@ -1,20 +1,192 @@
-"""What every ATS adapter provides."""
+"""What every ATS adapter provides, and the small types the hook view and the processor share.
 
+The hook view asks an adapter, in this order:
+
+1. `handshake(inbound)` — a vendor's activation request answered without storing anything
+   (SmartRecruiters echoes `X-Hook-Secret`); most vendors have none.
+2. `envelope(inbound)` — the vendor's event type, the dedupe key and whether this is a ping
+   or test delivery; raises `DeliveryInvalid` (400, naming the field) when a field we need to
+   file the delivery is missing.
+3. `verify(inbound, keys, now)` — the signature over the raw bytes, compared in constant
+   time, against each active key; stale timestamps are refused here (401).
+
+The delivery is then stored as received and answered with `success_status`. Later, in a
+Celery task, `to_events(stored, mirror)` turns it into canonical event payloads (the format
+of docs/webhooks.md); `None` means "nothing to record" (ping, test, unknown event type),
+`DeliveryInvalid` marks the delivery failed with that reason (kept; replayable after a fix).
+"""
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from failures.models import AtsConnection
+from integrations.signatures import hmac_sha256_hex
+
+
+class DeliveryInvalid(Exception):
+    """The delivery lacks or garbles something; `field` names it in dotted form."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """One active secret of a connection, decrypted for verification."""
+
+    label: str
+    value: str
+    event_type: str = ""
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """A webhook request as an adapter sees it (headers are case-insensitive)."""
+
+    headers: Mapping[str, str]
+    body: bytes
+    payload: Any
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """What we need to file a delivery before verifying and processing it."""
+
+    event_type: str
+    dedupe_key: str
+    is_ping: bool = False
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The outcome of checking a signature: which key verified it, or why it was refused."""
+
+    ok: bool
+    key_label: str = ""
+    scheme: str = ""
+    reason: str = "Missing or invalid signature."
+
+    @property
+    def verified_with(self) -> str:
+        return f"{self.scheme}, key '{self.key_label}'"
+
+
+@dataclass(frozen=True)
+class Handshake:
+    """An answer given without storing anything (a vendor's activation request)."""
+
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StoredDelivery:
+    """A stored delivery handed to `to_events`."""
+
+    id: int
+    connection_id: str
+    event_type: str
+    dedupe_key: str
+    headers: Mapping[str, str]
+    payload: Any
+    received_at: datetime
+
+
+def refused(reason: str = "Missing or invalid signature.") -> Verification:
+    return Verification(ok=False, reason=reason)
+
+
+def body_sha256(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def first_matching_key(
+    keys: list[SigningKey], scheme: str, expected: str, compute: Any
+) -> Verification:
+    """Verification by the first key whose `compute(key.value)` equals `expected`.
+
+    `compute` returns the signature that key would have made; the comparison is constant
+    time, and every key is tried (no early exit that would tell which one came close).
+    """
+    import hmac as _hmac
+
+    matched: SigningKey | None = None
+    for key in keys:
+        if _hmac.compare_digest(compute(key.value).encode(), expected.encode()) and not matched:
+            matched = key
+    if matched is None:
+        return refused()
+    return Verification(ok=True, key_label=matched.label, scheme=scheme)
+
+
+def body_hmac_hex(keys: list[SigningKey], scheme: str, given: str | None, body: bytes):
+    """Verify a header carrying the hex HMAC-SHA256 of the raw body (case-insensitive hex)."""
+    if not given:
+        return refused()
+    return first_matching_key(
+        keys, scheme, given.strip().lower(), lambda secret: hmac_sha256_hex(secret, body)
+    )
+
+
+def epoch_to_iso(value: Any, *, milliseconds: bool = False) -> str:
+    """An ISO-8601 UTC timestamp from epoch seconds (or milliseconds)."""
+    seconds = float(value) / (1000 if milliseconds else 1)
+    return datetime.fromtimestamp(seconds, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def dig(data: Any, path: str, default: Any = None) -> Any:
+    """data["a"]["b"]… for path "a.b", or default when any step is missing or not an object."""
+    current = data
+    for part in path.split("."):
+        if not isinstance(current, dict) or part not in current:
+            return default
+        current = current[part]
+    return current
+
+
+def require(data: Any, path: str) -> Any:
+    """Like `dig`, but a missing or empty value is a DeliveryInvalid naming the path."""
+    value = dig(data, path)
+    if value is None or value == "" or value == {}:
+        raise DeliveryInvalid(path, "This field is required.")
+    return value
 
 
 class AtsAdapter:
     """Verifies one vendor's deliveries and maps them to canonical event payloads."""
 
     vendor: str = ""
-    success_status: int = 202
+    # The status code the vendor counts as success (some accept only one exact code).
+    success_status: int = 200
+    # The status of a duplicate's answer when it differs from success_status.
+    duplicate_status: int | None = None
+    content_types: tuple[str, ...] = ("application/json",)
+    # The header named in a 401 answer, so an operator knows what to check.
+    signature_header: str = ""
+    # Header names (lower case) that carry credentials and are never stored.
+    credential_headers: frozenset[str] = frozenset()
+    # Lever: the body carries a one-time token; the same token with another body is refused.
+    refuse_reused_key_with_other_body: bool = False
 
-    def verify(self, *, connection: AtsConnection, headers: Any, body: bytes) -> bool:
-        """True when the delivery is signed with the connection's secret."""
+    def handshake(self, inbound: Inbound) -> Handshake | None:
+        return None
+
+    def envelope(self, inbound: Inbound) -> Envelope:
         raise NotImplementedError
 
-    def to_canonical(self, payload: Any) -> Any:
-        """The canonical event payload for a decoded delivery."""
+    def verify(self, inbound: Inbound, keys: list[SigningKey], now: datetime) -> Verification:
+        raise NotImplementedError
+
+    def to_events(self, delivery: StoredDelivery, mirror: Any) -> list[dict] | None:
         raise NotImplementedError

@@ -1,0 +1,78 @@
+"""Connections and their decrypted signing keys, cached per process.
+
+The cache is what lets a webhook be verified, and so accepted into the spool, while the
+database is down. Fresh entries are reused for `FRESH_SECONDS`; when the database cannot be
+reached an entry of any age is used (the keys were valid when last read).
+"""
+
+import time
+import uuid
+from dataclasses import dataclass
+
+from django.db import DatabaseError
+
+from failures.models import AtsConnection
+from integrations.ats.base import SigningKey
+
+FRESH_SECONDS = 30.0
+
+_cache: dict[tuple[str, str], "ConnectionCredentials | None"] = {}
+_loaded: dict[tuple[str, str], float] = {}
+
+
+class CredentialsUnavailable(Exception):
+    """The database is down and this connection was never read by this process."""
+
+
+@dataclass(frozen=True)
+class ConnectionCredentials:
+    connection_id: uuid.UUID
+    organization_id: int
+    vendor: str
+    keys: tuple[SigningKey, ...]
+
+    def keys_for(self, event_type: str) -> list[SigningKey]:
+        return [k for k in self.keys if not k.event_type or k.event_type == event_type]
+
+
+def _load(vendor: str, pk: uuid.UUID) -> ConnectionCredentials | None:
+    connection = AtsConnection.objects.filter(pk=pk, vendor=vendor, is_active=True).first()
+    if connection is None:
+        return None
+    keys = tuple(
+        SigningKey(label=row.label, value=row.value, event_type=row.event_type)
+        for row in connection.secrets.filter(is_active=True).order_by("-created_at", "-pk")
+    )
+    return ConnectionCredentials(
+        connection_id=connection.pk,
+        organization_id=connection.organization_id,
+        vendor=connection.vendor,
+        keys=keys,
+    )
+
+
+def credentials_get(vendor: str, connection_id: str) -> ConnectionCredentials | None:
+    """The active connection with this id and vendor, or None if there is none."""
+    try:
+        pk = uuid.UUID(str(connection_id))
+    except ValueError:
+        return None
+    key = (vendor, str(pk))
+    now = time.monotonic()
+    if key in _cache and now - _loaded[key] < FRESH_SECONDS:
+        return _cache[key]
+    try:
+        credentials = _load(vendor, pk)
+    except DatabaseError as exc:
+        if key in _cache:
+            return _cache[key]
+        raise CredentialsUnavailable(str(connection_id)) from exc
+    _cache[key] = credentials
+    _loaded[key] = now
+    return credentials
+
+
+def credentials_forget() -> None:
+    """Drop every cached entry (after secrets change in this process; tests)."""
+    _cache.clear()
+    _loaded.clear()
