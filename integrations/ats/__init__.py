@@ -3,6 +3,10 @@
 from integrations.ats.base import AtsAdapter
 from integrations.ats.generic import GenericAdapter
 
-ADAPTERS: dict[str, AtsAdapter] = {adapter.vendor: adapter for adapter in (GenericAdapter(),)}
+_ADAPTER_CLASSES: list[type[AtsAdapter]] = [
+    GenericAdapter,
+]
+
+ADAPTERS: dict[str, AtsAdapter] = {cls.vendor: cls() for cls in _ADAPTER_CLASSES}
 
 __all__ = ["ADAPTERS", "AtsAdapter"]
