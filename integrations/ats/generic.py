@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from failures.choices import AtsVendor, EventKind
+from failures.events import EventInvalid, event_parse
 from integrations.ats.base import (
     AtsAdapter,
     DeliveryInvalid,
@@ -33,17 +34,17 @@ class GenericAdapter(AtsAdapter):
     credential_headers = frozenset({SIGNATURE_HEADER.lower()})
 
     def envelope(self, inbound: Inbound) -> Envelope:
-        payload = inbound.payload
-        if not isinstance(payload, dict):
-            raise DeliveryInvalid("body", "Must be a JSON object.")
-        for key in ("id", "kind"):
-            value = payload.get(key)
-            if not isinstance(value, str) or not value.strip():
-                raise DeliveryInvalid(key, "This field is required.")
+        # The canonical format is ours: validate all of it now, so a bad field is a 400
+        # naming it. What needs our data (an unmapped stage, a conflicting candidate) can
+        # only be judged when processing; such a delivery is kept as failed and replayable.
+        try:
+            event = event_parse(inbound.payload)
+        except EventInvalid as exc:
+            raise DeliveryInvalid(exc.field, exc.message) from exc
         return Envelope(
-            event_type=payload["kind"][:120],
-            dedupe_key=payload["id"][:300],
-            is_ping=payload["kind"] == EventKind.INTEGRATION_PING,
+            event_type=event.kind,
+            dedupe_key=event.id,
+            is_ping=event.kind == EventKind.INTEGRATION_PING,
         )
 
     def verify(self, inbound: Inbound, keys: list[SigningKey], now: datetime) -> Verification:

@@ -21,6 +21,8 @@ from failures.models import (
     StageMapping,
     StageTransition,
 )
+from integrations.ingest import deliveries_process_pending, delivery_replay
+from integrations.models import DeliveryState, InboundDelivery
 from tests.conftest import sign
 from tests.factories import AtsConnectionFactory
 
@@ -105,7 +107,18 @@ def test_accepted_event_writes_event_application_candidate_job_and_transition(
     response = post_event(event)
 
     assert response.status_code == 202, response.content
-    assert response.json() == {"status": "accepted", "id": event["id"], "failures": 0}
+    delivery = InboundDelivery.objects.get()
+    assert response.json() == {"status": "accepted", "delivery": delivery.pk}
+    assert bytes(delivery.body) == json.dumps(event).encode()
+    assert (delivery.vendor, delivery.event_type, delivery.dedupe_key) == (
+        "generic",
+        "application.created",
+        event["id"],
+    )
+    assert delivery.state == DeliveryState.PROCESSED
+    assert delivery.event_ids == [event["id"]]
+    assert "x-failtrack-signature" not in delivery.headers
+    assert delivery.headers["content-type"] == "application/json"
     row = RecruitingEvent.objects.get()
     application = Application.objects.get()
     assert row.organization == org
@@ -165,12 +178,17 @@ def test_upper_case_hex_signature_is_accepted(connection, post_event, make_event
 
 
 @pytest.mark.django_db
-def test_offer_declined_answers_with_the_number_of_failures(post_event, make_event):
-    response = post_event(make_event("offer.declined", stage={"name": "Offer", "category": None}))
+def test_offer_declined_is_recorded_as_a_failure_once_processed(post_event, make_event):
+    event = make_event("offer.declined", stage={"name": "Offer", "category": None})
+
+    response = post_event(event, process=False)
 
     assert response.status_code == 202
-    assert response.json()["failures"] == 1
+    assert Failure.objects.count() == 0  # stored and answered; a worker processes it
+    assert InboundDelivery.objects.get().state == DeliveryState.RECEIVED
+    deliveries_process_pending()
     assert Failure.objects.get().definition.code == "OFR-DECLINED"
+    assert InboundDelivery.objects.get().state == DeliveryState.PROCESSED
 
 
 # --- 200 for duplicates -------------------------------------------------------------------
@@ -196,7 +214,9 @@ def test_replayed_duplicate_changes_nothing(post_event, make_event):
     altered = post_event({**first, "kind": "application.rejected"})
 
     assert replay.status_code == 200, replay.content
-    assert replay.json() == {"status": "duplicate", "id": first["id"]}
+    first_delivery = InboundDelivery.objects.get(dedupe_key=first["id"])
+    assert replay.json() == {"status": "duplicate", "delivery": first_delivery.pk}
+    assert InboundDelivery.objects.count() == 2
     assert altered.status_code == 200, altered.content
     assert db_state() == before
     application = Application.objects.get()
@@ -257,6 +277,8 @@ def test_concurrent_duplicates_store_one_event(org, connection, make_event):
 
     assert errors == []
     assert outcomes == [[200, 202]] * rounds
+    assert InboundDelivery.objects.count() == rounds
+    deliveries_process_pending()
     assert RecruitingEvent.objects.count() == rounds
     assert Application.objects.count() == rounds
     assert Candidate.objects.count() == rounds
@@ -485,13 +507,32 @@ def test_unknown_stage_category_is_400(post_event, make_event):
 
 
 @pytest.mark.django_db
-def test_unmapped_stage_without_category_is_400(post_event, make_event):
+def assert_kept_as_failed(field: str) -> InboundDelivery:
+    """The only delivery was accepted, kept, and failed naming `field`; nothing recorded."""
+    delivery = InboundDelivery.objects.get(state=DeliveryState.FAILED)
+    assert delivery.error.startswith(f"mapped event invalid, {field}:"), delivery.error
+    assert delivery.events_recorded == 0
+    return delivery
+
+
+@pytest.mark.django_db
+def test_unmapped_stage_is_kept_as_a_failed_delivery_and_replayed_after_the_fix(
+    org, post_event, make_event
+):
     response = post_event(make_event(stage={"name": "Take-home Test", "category": None}))
 
-    body = assert_error(response, 400, "stage.category")
-
-    assert "not mapped" in body["error"]
+    assert response.status_code == 202, response.content
+    delivery = assert_kept_as_failed("stage.category")
+    assert "not mapped" in delivery.error
     assert db_state() == EMPTY
+
+    StageMapping.objects.create(
+        organization=org, stage_name="Take-home Test", category="interviewing"
+    )
+    assert delivery_replay(delivery) == DeliveryState.PROCESSED
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.error, delivery.attempts) == ("processed", "", 2)
+    assert Application.objects.get().stage_category == "interviewing"
 
 
 @pytest.mark.django_db
@@ -502,14 +543,13 @@ def test_another_organizations_stage_mapping_does_not_apply(other_org, post_even
 
     response = post_event(make_event(stage={"name": "Take-home Test", "category": None}))
 
-    assert_error(response, 400, "stage.category")
+    assert response.status_code == 202
+    assert_kept_as_failed("stage.category")
     assert db_state() == EMPTY
 
 
 @pytest.mark.django_db
-def test_application_resent_with_another_candidate_is_400_and_writes_nothing(
-    post_event, make_event
-):
+def test_application_resent_with_another_candidate_fails_and_writes_nothing(post_event, make_event):
     assert post_event(make_event("application.created")).status_code == 202
     before = db_state()
 
@@ -520,7 +560,8 @@ def test_application_resent_with_another_candidate_is_400_and_writes_nothing(
         )
     )
 
-    assert_error(response, 400, "application.candidate_id")
+    assert response.status_code == 202
+    assert_kept_as_failed("application.candidate_id")
     assert db_state() == before
     assert not Candidate.objects.filter(ats_id="cand-someone-else").exists()
     application = Application.objects.get()
@@ -528,21 +569,23 @@ def test_application_resent_with_another_candidate_is_400_and_writes_nothing(
 
 
 @pytest.mark.django_db
-def test_application_resent_with_another_job_is_400_and_writes_nothing(post_event, make_event):
+def test_application_resent_with_another_job_fails_and_writes_nothing(post_event, make_event):
     assert post_event(make_event("application.created")).status_code == 202
     before = db_state()
 
     response = post_event(make_event(job={"id": "job-other"}, stage={"name": "Onsite"}))
 
-    assert_error(response, 400, "job.id")
+    assert response.status_code == 202
+    assert_kept_as_failed("job.id")
     assert db_state() == before
     assert not Job.objects.filter(ats_id="job-other").exists()
 
 
 @pytest.mark.django_db
-def test_a_rejected_event_can_be_sent_again_once_corrected(post_event, make_event):
-    bad = make_event(stage={"name": "Take-home Test", "category": None})
+def test_an_event_refused_with_400_can_be_sent_again_once_corrected(post_event, make_event):
+    bad = make_event(stage={"name": "Take-home Test", "category": "limbo"})
     assert post_event(bad).status_code == 400
+    assert InboundDelivery.objects.count() == 0  # a 400 stores nothing, so no dedupe key
 
     fixed = {**bad, "stage": {"name": "Take-home Test", "category": "interviewing"}}
     response = post_event(fixed)
@@ -775,7 +818,7 @@ def test_logs_never_contain_the_secret_the_candidate_or_the_body(
     assert post_event(good_body).status_code == 202
     assert post_event(good_body, secret="wrong-secret").status_code == 401
     assert post_event(bad_body).status_code == 400
-    assert post_event(wrong_candidate).status_code == 400
+    assert post_event(wrong_candidate).status_code == 202  # kept, fails in processing
     assert post_event(b'{"id": "x", ' + candidate_id.encode()).status_code == 400
 
     formatter = logging.Formatter("%(name)s %(levelname)s %(message)s")
