@@ -102,3 +102,139 @@ class Mirror:
 
     def job_exists(self, ats_id: str) -> bool:
         return Job.objects.filter(connection_id=self.connection.pk, ats_id=str(ats_id)).exists()
+
+    # --- Added for vendors that omit stages' categories or know candidates only (Workable,
+    # Recruitee, Checkr). ---------------------------------------------------------------
+
+    def stage_mapped(self, *ats_stages: str, field: str) -> StageName:
+        """The first of `ats_stages` (e.g. an id, then a name) that maps onto a category.
+
+        An unmapped stage cannot be placed in the pipeline: the delivery fails naming
+        `field`, and can be replayed once the stage is mapped (connection stages in the
+        admin, or the organization's stage mappings).
+        """
+        from integrations.ats.base import DeliveryInvalid
+
+        tried = [str(stage).strip() for stage in ats_stages if str(stage or "").strip()]
+        for key in tried:
+            resolved = self.stage(key)
+            if resolved.category:
+                return resolved
+        shown = " / ".join(repr(key) for key in tried) or "(none)"
+        raise DeliveryInvalid(
+            field,
+            f"Stage {shown} is not mapped: add it to the connection's stages or the "
+            "organization's stage mappings, then replay the delivery.",
+        )
+
+    def application_of_candidate(self, candidate_ats_id: str) -> KnownApplication | None:
+        """The application this connection's mirror holds for a candidate (latest first).
+
+        For vendors that name a candidate but not the application (Checkr): the link was
+        recorded by an earlier event of the same connection.
+        """
+        row = (
+            Application.objects.filter(
+                connection_id=self.connection.pk, candidate__ats_id=str(candidate_ats_id)
+            )
+            .order_by("-applied_at", "-pk")
+            .values_list(
+                "ats_id",
+                "candidate__ats_id",
+                "job__ats_id",
+                "current_stage",
+                "stage_category",
+                "status",
+            )
+            .first()
+        )
+        return KnownApplication(*row) if row else None
+
+    def organization_application(self, ats_id: str) -> KnownApplication | None:
+        """An application with this ATS id fed by another connection of the same organization.
+
+        For add-on systems (background checks) whose own connection knows no jobs: the
+        ATS connection that owns the application does. Never looks outside the tenant.
+        """
+        row = (
+            Application.objects.filter(
+                organization_id=self.connection.organization_id, ats_id=str(ats_id)
+            )
+            .exclude(connection_id=self.connection.pk)
+            .order_by("-applied_at", "-pk")
+            .values_list(
+                "ats_id",
+                "candidate__ats_id",
+                "job__ats_id",
+                "current_stage",
+                "stage_category",
+                "status",
+            )
+            .first()
+        )
+        return KnownApplication(*row) if row else None
+
+    def integration_error_open(self, application_ats_id: str, system: str) -> bool:
+        """Whether an error of `system` is recorded, not yet recovered, for the application."""
+        from failures.models import IntegrationError
+
+        return IntegrationError.objects.filter(
+            application__connection_id=self.connection.pk,
+            application__ats_id=str(application_ats_id),
+            system=system,
+            recovered_at__isnull=True,
+        ).exists()
+
+    # --- Added for Greenhouse (interviews named by id only) and Lever (unarchiving names no
+    # stage; archive reasons arrive as ids). -----------------------------------------------
+
+    def interview_application(self, interview_ats_id: str) -> KnownApplication | None:
+        """The application an interview of this connection belongs to, if it was recorded."""
+        from failures.models import Interview
+
+        row = (
+            Interview.objects.filter(
+                application__connection_id=self.connection.pk, ats_id=str(interview_ats_id)
+            )
+            .order_by("-scheduled_at", "-pk")
+            .values_list(
+                "application__ats_id",
+                "application__candidate__ats_id",
+                "application__job__ats_id",
+                "application__current_stage",
+                "application__stage_category",
+                "application__status",
+            )
+            .first()
+        )
+        return KnownApplication(*row) if row else None
+
+    def stage_before_close(self, ats_id: str) -> StageName | None:
+        """The last pipeline stage (not closed, not hired) an application was moved into."""
+        from failures.choices import StageCategory
+        from failures.models import StageTransition
+
+        row = (
+            StageTransition.objects.filter(
+                application__connection_id=self.connection.pk, application__ats_id=str(ats_id)
+            )
+            .exclude(to_category__in=[StageCategory.CLOSED, StageCategory.HIRED])
+            .order_by("-occurred_at", "-pk")
+            .values_list("to_stage", "to_category")
+            .first()
+        )
+        return StageName(name=row[0], category=row[1]) if row else None
+
+    def reason_name(self, ats_reason: str) -> str | None:
+        """The name an operator gave a mapped reason id (for compliance exclusions), if any."""
+        key = (ats_reason or "").strip().lower()
+        if not key:
+            return None
+        row = (
+            ConnectionReason.objects.filter(connection=self.connection)
+            .annotate(lowered=Lower("ats_reason"))
+            .filter(lowered=key)
+            .values_list("reason_name", flat=True)
+            .first()
+        )
+        return row or None
