@@ -168,6 +168,8 @@ SPECTACULAR_SETTINGS = {
     # /api/docs/ loads Swagger UI from our own static files, never from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # Group operations by what follows /api/v1/ (beacon, failures, hooks, ...).
+    "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
 }
 
 # --- Celery ---------------------------------------------------------------------------
@@ -207,6 +209,8 @@ SIMPLE_HISTORY_REVERT_DISABLED = True
 # Largest webhook body accepted, in bytes; larger deliveries are answered 413.
 FAILTRACK_WEBHOOK_MAX_BYTES = int(os.environ.get("FAILTRACK_WEBHOOK_MAX_BYTES", 256 * 1024))
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(2_621_440, FAILTRACK_WEBHOOK_MAX_BYTES)
+# The address the ATS reaches us at; printed in webhook URLs (connection_create).
+FAILTRACK_PUBLIC_URL = os.environ.get("FAILTRACK_PUBLIC_URL", "http://localhost:8000")
 # Fernet keys encrypting connection secrets at rest, comma-separated; the first encrypts,
 # all decrypt (rotation). Empty: one key derived from SECRET_KEY.
 FAILTRACK_ENCRYPTION_KEYS = [

@@ -10,6 +10,7 @@ from config import views
 api_v1 = [
     path("", include("integrations.urls")),
     path("", include("failures.api.urls")),
+    path("", include("integrations.api.urls")),
 ]
 
 urlpatterns = [

@@ -11,4 +11,5 @@ class FailuresConfig(AppConfig):
     def ready(self) -> None:
         from failures.roles import roles_bootstrap_after_migrate
 
-        post_migrate.connect(roles_bootstrap_after_migrate, sender=self)
+        # After every app's migrations: the roles also hold other apps' permissions.
+        post_migrate.connect(roles_bootstrap_after_migrate)

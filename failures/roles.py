@@ -23,6 +23,17 @@ def _change(*models: str) -> set[str]:
     return {f"failures.{verb}_{model}" for model in models for verb in ("add", "change")}
 
 
+# Ingestion, owned by the integrations app (named here as permission strings only).
+_DELIVERIES_VIEW = {"integrations.view_inbounddelivery"}
+_DELIVERIES_REPLAY = {"integrations.change_inbounddelivery"}
+_CONNECTION_VOCABULARY = {
+    f"integrations.{verb}_{model}"
+    for model in ("connectionstage", "connectionreason")
+    for verb in ("view", "add", "change", "delete")
+}
+_TRACKING_KEYS = {f"integrations.{verb}_trackingkey" for verb in ("view", "add", "change")}
+
+
 # What each role may do. Scope (which organization, region, team) is applied on top of
 # these permissions by the selectors; a permission never widens scope.
 ROLE_PERMISSIONS: dict[str, set[str]] = {
@@ -55,11 +66,19 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "complianceexclusion",
     )
     | _change("stagemapping", "job")
-    | {"failures.change_failure_status", "failures.view_dashboard"},
+    | {"failures.change_failure_status", "failures.view_dashboard"}
+    | _DELIVERIES_VIEW
+    | _DELIVERIES_REPLAY
+    | _CONNECTION_VOCABULARY,
     MembershipRole.IT_OPS: _view(
         "organization", "atsconnection", "recruitingevent", "failure", "failuredefinition"
     )
-    | _change("atsconnection"),
+    | _change("atsconnection")
+    | {"failures.view_connectionsecret", "failures.change_connectionsecret"}
+    | _DELIVERIES_VIEW
+    | _DELIVERIES_REPLAY
+    | _CONNECTION_VOCABULARY
+    | _TRACKING_KEYS,
     MembershipRole.ANALYST: _view("failure", "failuredefinition") | {"failures.view_dashboard"},
 }
 
@@ -80,8 +99,10 @@ def roles_bootstrap() -> dict[str, Group]:
         wanted = []
         for perm in sorted(perms):
             app_label, codename = perm.split(".", 1)
-            wanted.append(
-                Permission.objects.get(content_type__app_label=app_label, codename=codename)
+            # Another app's permissions exist once its own migrations ran: this runs after
+            # every app's migrations, and the last run sees them all.
+            wanted.extend(
+                Permission.objects.filter(content_type__app_label=app_label, codename=codename)
             )
         group.permissions.set(wanted)
         groups[role] = group

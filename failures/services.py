@@ -34,7 +34,6 @@ from failures.choices import (
 from failures.detectors import Detection, EventContext, detector_for
 from failures.events import CanonicalEvent, EventInvalid, JobRef, event_parse
 from failures.models import (
-    EventKey,
     Application,
     ApplicationHold,
     AtsConnection,
@@ -43,6 +42,7 @@ from failures.models import (
     ConnectionSecret,
     DefinitionException,
     DefinitionVersion,
+    EventKey,
     Failure,
     FailureDefinition,
     IntegrationError,
@@ -111,6 +111,7 @@ def membership_grant(
     return membership
 
 
+@transaction.atomic
 def connection_create(
     *,
     actor: AbstractBaseUser | None,

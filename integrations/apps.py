@@ -6,3 +6,6 @@ class IntegrationsConfig(AppConfig):
 
     name = "integrations"
     verbose_name = "Integrations"
+
+    def ready(self) -> None:
+        from integrations import delivery_admin  # noqa: F401  (registers admin pages)
