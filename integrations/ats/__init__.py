@@ -5,6 +5,8 @@ from integrations.ats.base import AtsAdapter
 from integrations.ats.generic import GenericAdapter
 from integrations.ats.greenhouse import GreenhouseAdapter
 from integrations.ats.lever import LeverAdapter
+from integrations.ats.recruitee import RecruiteeAdapter
+from integrations.ats.smartrecruiters import SmartRecruitersAdapter
 from integrations.ats.workable import WorkableAdapter
 
 _ADAPTER_CLASSES: list[type[AtsAdapter]] = [
@@ -12,7 +14,9 @@ _ADAPTER_CLASSES: list[type[AtsAdapter]] = [
     GreenhouseAdapter,
     LeverAdapter,
     AshbyAdapter,
+    SmartRecruitersAdapter,
     WorkableAdapter,
+    RecruiteeAdapter,
 ]
 
 ADAPTERS: dict[str, AtsAdapter] = {cls.vendor: cls() for cls in _ADAPTER_CLASSES}
