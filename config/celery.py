@@ -28,6 +28,12 @@ app.conf.beat_schedule = {
         "schedule": 60.0,
         "options": {"expires": 60.0},
     },
+    # Monthly partitions of the event log and the delivery store (PostgreSQL): create the
+    # coming months well ahead, so inserts never land in the DEFAULT partition.
+    "failures-partitions-ensure": {
+        "task": "failures.partitions_ensure",
+        "schedule": crontab(hour=2, minute=43),
+    },
     # Housekeeping: expired login sessions pile up in the database otherwise.
     "sessions-clear": {
         "task": "failures.sessions_clear",

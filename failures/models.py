@@ -489,8 +489,15 @@ class StageTransition(models.Model):
     occurred_at = models.DateTimeField()
     actor_ats_id = models.CharField(max_length=200, blank=True)
     actor_role = models.CharField(max_length=60, blank=True)
+    # No database constraint: a foreign key cannot point at the partitioned event log's id
+    # alone (its key there is (id, occurred_at)). Retention clears these ids itself.
     event = models.ForeignKey(
-        RecruitingEvent, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        RecruitingEvent,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        db_constraint=False,
+        related_name="+",
     )
 
     class Meta:
