@@ -11,12 +11,13 @@ or report. The event `id` is the dedupe key; `created_at` is when it happened.
 - Answer: 2xx (we answer 200). Checkr documents no test or ping delivery.
 - Checkr knows candidates, not applications. The link is the Checkr candidate's
   `custom_id`, which the ordering integration sets to the ATS application id: a
-  `candidate.created` event carrying it links that Checkr candidate to the application
-  another connection of the same organization (the ATS) recorded; later report events name
-  only the Checkr candidate (`candidate_id`) and find the application through that link.
+  `candidate.created` event carrying it is linked to the application another connection of
+  the same organization (the ATS) recorded, and its event keeps the Checkr candidate id in
+  `details.checkr_candidate_id`; later report events name only the Checkr candidate
+  (`candidate_id`) and find the application through that detail. Canonical events carry
+  the ATS's application, candidate and job ids (derived from the mirror, and marked so).
   An event that cannot be linked fails naming the field, and is replayed once the link or
-  the ATS's application exists. Checkr has no jobs: the job is the application's, from the
-  mirror (marked derived).
+  the ATS's application exists.
 
 Mapping (every event carries `details.system = "checkr"`):
 
@@ -51,6 +52,8 @@ from integrations.ats.candidate_events import ats_id, event_id_prefix, timestamp
 
 SIGNATURE_HEADER = "X-Checkr-Signature"
 SYSTEM = "checkr"
+# The details key that records which Checkr candidate an application's events concern.
+LINK_DETAIL = "checkr_candidate_id"
 
 # Report events: the background-check kind they are, and whether the check is stuck.
 REPORT_EVENTS: dict[str, tuple[str | None, bool]] = {
@@ -146,8 +149,8 @@ class CheckrAdapter(AtsAdapter):
         return events
 
 
-def _linked_by_custom_id(candidate: dict, candidate_id: str, mirror: Any) -> dict:
-    """Application and job of a Checkr candidate whose custom_id is the ATS application id."""
+def _linked_by_custom_id(candidate: dict, checkr_candidate: str, mirror: Any) -> dict:
+    """The application (and its job) a Checkr candidate's custom_id names."""
     custom_id = candidate.get("custom_id")
     if custom_id in (None, ""):
         raise DeliveryInvalid(
@@ -163,33 +166,36 @@ def _linked_by_custom_id(candidate: dict, candidate_id: str, mirror: Any) -> dic
             f"No application {application_id!r} in this organization's mirror yet; replay "
             "this delivery once the ATS has sent it.",
         )
-    return {
-        "application": {"id": application_id, "candidate_id": candidate_id},
-        "job": {"id": known.job_ats_id},
-        "derived": ["job.id"],
-    }
+    return _base(known, checkr_candidate, derived=["application.candidate_id", "job.id"])
 
 
-def _linked_by_candidate(candidate_id: str, mirror: Any) -> dict:
-    """Application and job of a Checkr candidate linked by an earlier candidate.created."""
-    known = mirror.application_of_candidate(candidate_id)
+def _linked_by_candidate(checkr_candidate: str, mirror: Any) -> dict:
+    """The application a Checkr candidate was linked to by its candidate.created event."""
+    known = mirror.application_by_event_detail(LINK_DETAIL, checkr_candidate)
     if known is None:
         raise DeliveryInvalid(
             "data.object.candidate_id",
-            f"Checkr candidate {candidate_id!r} is not linked to an application: its "
+            f"Checkr candidate {checkr_candidate!r} is not linked to an application: its "
             "candidate.created event (custom_id = the ATS application id) has not been "
             "processed; replay this delivery after it.",
         )
+    return _base(known, checkr_candidate, derived=["application.id", "job.id"])
+
+
+def _base(known: Any, checkr_candidate: str, *, derived: list[str]) -> dict:
+    # The ATS's own candidate id, so both connections name the same person the same way.
     return {
-        "application": {"id": known.ats_id, "candidate_id": candidate_id},
+        "application": {"id": known.ats_id, "candidate_id": known.candidate_ats_id},
         "job": {"id": known.job_ats_id},
-        "derived": ["application.id", "job.id"],
+        "link": {LINK_DETAIL: checkr_candidate},
+        "derived": derived,
     }
 
 
 def _event(base: dict, event_id: str, kind: str, occurred_at: str, facts: dict) -> dict:
     details = {
         "system": SYSTEM,
+        **base["link"],
         **{k: v for k, v in facts.items() if v},
         "derived": base["derived"],
     }

@@ -127,24 +127,31 @@ class Mirror:
             "organization's stage mappings, then replay the delivery.",
         )
 
-    def application_of_candidate(self, candidate_ats_id: str) -> KnownApplication | None:
-        """The application this connection's mirror holds for a candidate (latest first).
+    def application_by_event_detail(self, key: str, value: str) -> KnownApplication | None:
+        """The application of this connection's latest event whose `details[key]` is value.
 
-        For vendors that name a candidate but not the application (Checkr): the link was
-        recorded by an earlier event of the same connection.
+        For vendors that name their own object but not the application (a Checkr
+        candidate): the event that first linked the two recorded the vendor's id in its
+        details, so later deliveries find the application through it.
         """
+        from failures.models import RecruitingEvent
+
+        if not key.isidentifier():
+            raise ValueError(f"Not a details key: {key!r}")
         row = (
-            Application.objects.filter(
-                connection_id=self.connection.pk, candidate__ats_id=str(candidate_ats_id)
+            RecruitingEvent.objects.filter(
+                connection_id=self.connection.pk,
+                application__isnull=False,
+                **{f"payload__details__{key}": str(value)},
             )
-            .order_by("-applied_at", "-pk")
+            .order_by("-occurred_at", "-pk")
             .values_list(
-                "ats_id",
-                "candidate__ats_id",
-                "job__ats_id",
-                "current_stage",
-                "stage_category",
-                "status",
+                "application__ats_id",
+                "application__candidate__ats_id",
+                "application__job__ats_id",
+                "application__current_stage",
+                "application__stage_category",
+                "application__status",
             )
             .first()
         )

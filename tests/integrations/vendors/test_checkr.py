@@ -83,12 +83,14 @@ def test_candidate_created_links_the_checkr_candidate_to_the_ats_application(hoo
     assert delivery.state == DeliveryState.PROCESSED
     started = RecruitingEvent.objects.get(connection=checkr)
     assert started.kind == "background_check.started"
-    assert started.payload["application"] == {"id": "app-9", "candidate_id": CHECKR_CANDIDATE}
+    # The ATS's ids (from the mirror), and the Checkr candidate that links them.
+    assert started.payload["application"] == {"id": "app-9", "candidate_id": "cand-4"}
     assert started.payload["job"] == {"id": "job-7"}
     assert started.payload["details"] == {
         "system": "checkr",
+        "checkr_candidate_id": CHECKR_CANDIDATE,
         "step": "ordered",
-        "derived": ["job.id"],
+        "derived": ["application.candidate_id", "job.id"],
     }
     stored = json.dumps(started.payload)
     for personal in ("Jane", "example.invalid", "1970-01-22", "XXX-XX", "+00 000"):
@@ -118,6 +120,7 @@ def test_a_suspended_report_is_an_integration_error_and_resuming_recovers_it(hoo
     error_event = RecruitingEvent.objects.get(kind="integration.error")
     assert error_event.payload["details"] == {
         "system": "checkr",
+        "checkr_candidate_id": CHECKR_CANDIDATE,
         "report_id": "4722c07dd9a10c3985ae432a",
         "status": "suspended",
         "derived": ["application.id", "job.id"],
@@ -182,6 +185,23 @@ def test_a_report_of_an_unlinked_candidate_fails_and_is_replayed_once_linked(hoo
     post(hook, checkr, "candidate_created")
     assert delivery_replay(delivery) == DeliveryState.PROCESSED
     assert IntegrationError.objects.get().application.ats_id == "app-9"
+
+
+@pytest.mark.django_db
+def test_a_second_checkr_candidate_for_the_same_application_links_too(hook, checkr):
+    post(hook, checkr, "candidate_created")
+    recheck = json.loads(fixture("candidate_created"))
+    recheck["id"] = "6a1f0c2e4b0a1b2c3d4e5f70"
+    recheck["data"]["object"]["id"] = "f55bb394639f7e0f8e653205"
+    report = json.loads(fixture("report_suspended"))
+    report["data"]["object"]["candidate_id"] = "f55bb394639f7e0f8e653205"
+
+    post(hook, checkr, json.dumps(recheck).encode())
+    post(hook, checkr, json.dumps(report).encode())
+
+    assert set(InboundDelivery.objects.values_list("state", flat=True)) == {"processed"}
+    assert IntegrationError.objects.get().application.ats_id == "app-9"
+    assert Application.objects.filter(ats_id="app-9").count() == 2  # the ATS's, and Checkr's
 
 
 @pytest.mark.django_db
