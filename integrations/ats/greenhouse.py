@@ -324,6 +324,10 @@ class _Mapping:
         }
         if reason_name:
             details["reason"] = reason_name
+        if outcome == "declined":
+            # The offer's own decline comes as offer_updated (Rejected); here it closes the
+            # application as the candidate's choice.
+            outcome = "withdrawn"
         if outcome in ("rejected", "withdrawn"):
             details["outcome_from"] = "connection reason mapping"
         else:

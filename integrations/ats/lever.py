@@ -242,8 +242,10 @@ class _Mapping:
         reason = _text(archived.get("reason"))
         if reason is None:
             raise DeliveryInvalid("data.toArchived.reason", "This field is required.")
-        archived_at = archived.get("archivedAt")
-        if _epoch_ms(archived_at) is not None:
+        archived_at = _epoch_ms(archived.get("archivedAt")) or 0
+        triggered_at = _epoch_ms(self.body["triggeredAt"]) or 0
+        # archivedAt is not signed: only a time no later than the signed triggeredAt counts.
+        if 0 < archived_at <= triggered_at:
             occurred_at = epoch_to_iso(archived_at, milliseconds=True)
         outcome = self.mirror.reason_outcome(reason)
         details: dict[str, Any] = {"archive_reason_id": reason}

@@ -207,6 +207,18 @@ def test_the_connections_reason_mapping_wins_over_the_reason_type(greenhouse, de
 
 
 @pytest.mark.django_db
+def test_a_reason_mapped_as_offer_declined_closes_the_application_as_withdrawn(greenhouse, deliver):
+    ConnectionReason.objects.create(
+        connection=greenhouse, ats_reason="Too Junior", outcome="declined"
+    )
+
+    deliver("reject_candidate")
+
+    # The decline itself arrives as offer_updated (Rejected); no second offer.declined here.
+    assert [e.kind for e in RecruitingEvent.objects.all()] == ["application.withdrawn"]
+
+
+@pytest.mark.django_db
 def test_unreject_moves_the_application_back_into_the_pipeline(greenhouse, deliver):
     deliver("new_candidate_application")
     deliver("reject_candidate")

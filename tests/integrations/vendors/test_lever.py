@@ -210,6 +210,17 @@ def test_an_unmapped_archive_reason_defaults_to_rejected_and_says_so(lever, deli
 
 
 @pytest.mark.django_db
+def test_an_archived_at_later_than_the_signed_triggered_at_is_not_believed(lever, deliver):
+    body = json.loads(signed("candidate_archive_change"))
+    body["data"]["toArchived"]["archivedAt"] = 10**18  # unsigned, absurd
+
+    assert deliver(json.dumps(body).encode()).status_code == 200
+
+    (event,) = events("application.rejected")
+    assert event.occurred_at.timestamp() * 1000 == pytest.approx(body["triggeredAt"])
+
+
+@pytest.mark.django_db
 def test_an_archive_reason_mapped_as_declined_is_an_offer_decline_and_a_withdrawal(lever, deliver):
     ConnectionReason.objects.create(
         connection=lever, ats_reason=REASON, reason_name="Declined offer", outcome="declined"
