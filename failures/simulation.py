@@ -9,9 +9,10 @@ are written in batches.
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
+import holidays
 from django.db import reset_queries, transaction
 
 from failures.choices import StageCategory, VersionStatus
@@ -35,6 +36,9 @@ ORGANIZATIONS = [
     ("umbrella", "Umbrella Logistics"),
 ]
 REGIONS = [("EMEA", "Europe, Middle East & Africa"), ("AMER", "Americas"), ("APAC", "Asia Pacific")]
+# Each region's public holidays are not business days (recruiter inactivity counts them).
+REGION_HOLIDAYS = {"EMEA": "DE", "AMER": "US", "APAC": "SG"}
+HOLD_SHARE = 0.10  # applications put on hold for a while during screening
 TEAMS = {
     "Platform": (
         "Engineering",
@@ -179,7 +183,10 @@ def organization_prepare(
     """Create (or reuse) an organization with regions, teams, stages, a connection, definitions."""
     organization, _ = Organization.objects.get_or_create(slug=slug, defaults={"name": name})
     for code, region_name in REGIONS:
-        organization.regions.get_or_create(code=code, defaults={"name": region_name})
+        region, _ = organization.regions.get_or_create(code=code, defaults={"name": region_name})
+        if not region.holiday_country:
+            region.holiday_country = REGION_HOLIDAYS[code]
+            region.save(update_fields=["holiday_country"])
     for team in TEAMS:
         organization.teams.get_or_create(name=team)
     for stage, category in STAGES:
@@ -308,6 +315,13 @@ def _application_story(rng: random.Random, start: datetime, n: int) -> list[_Ste
     outcome = rng.random()
     if outcome < 0.40 or rng.random() < 0.5:
         steps.append(_Step(t + screening * 0.4, "application.stage_changed", "Phone Screen"))
+    if rng.random() < HOLD_SHARE:
+        # A hold (hiring freeze, candidate's request): its time never counts against the SLA.
+        hold_start = t + screening * 0.5
+        hold = timedelta(hours=rng.randint(24, 12 * 24))
+        steps.append(_Step(hold_start, "application.on_hold", details={"reason": "Hiring freeze"}))
+        steps.append(_Step(hold_start + hold, "application.resumed"))
+        screening += hold
     t += screening
     if outcome < 0.50:
         steps.append(_Step(t, "application.rejected"))
@@ -482,7 +496,8 @@ def _simulate_organization(
         }
         recruiter = f"rec-{rng.randint(1, 12)}"
         # Events after `until` have not happened yet.
-        steps = [step for step in _application_story(rng, applied, n) if step.at <= until]
+        story = sorted(_application_story(rng, applied, n), key=lambda step: step.at)
+        steps = [step for step in story if step.at <= until]
         sent: list[tuple[_Step, str]] = []
         with transaction.atomic():
             for k, step in enumerate(steps):
@@ -566,12 +581,20 @@ def _truths_of(
     hired_at: datetime | None = None
     errors: list[datetime] = []
     recoveries: list[datetime] = []
+    holds: list[list[datetime | None]] = []  # [start, end or None while still on hold]
     for step, event_id in sent:
         at = step.at
+        if step.kind == "application.on_hold":
+            holds.append([at, None])
+        elif step.kind == "application.resumed" and holds and holds[-1][1] is None:
+            holds[-1][1] = at
         after = _category_after(step, category)
         if after != category:
-            if category == StageCategory.SCREENING and entered and at - entered > sla:
-                truth(SLA_CODE, StageSlaDetector.dedupe_key(category, entered), entered + sla)
+            if category == StageCategory.SCREENING and entered:
+                on_hold = _hold_time(holds, entered, at)
+                if at - entered - on_hold > sla:
+                    key = StageSlaDetector.dedupe_key(category, entered)
+                    truth(SLA_CODE, key, entered + sla + on_hold)
             if category == StageCategory.SCREENING and step.kind == "application.withdrawn":
                 reason = (step.details or {}).get("reason", "")
                 truth(
@@ -619,16 +642,23 @@ def _truths_of(
         ):
             truth(BAD_HIRE_CODE, f"bad-hire:{event_id}", at)
     # Still waiting when the history ends.
-    if category not in (StageCategory.CLOSED, StageCategory.HIRED) and sent:
+    still_on_hold = bool(holds) and holds[-1][1] is None
+    if category not in (StageCategory.CLOSED, StageCategory.HIRED) and sent and not still_on_hold:
+        # (Holds are put and lifted by recruiters, so a hold ends the idle time before it;
+        # an application still on hold has no working time since its last action.)
         last_action = max(step.at for step, _ in sent if step.role == "recruiter")
         limit = timedelta(days=INACTIVITY_BUSINESS_DAYS)
-        idle_until = _add_weekdays(last_action, limit)
+        days_off = _public_holidays(REGION_HOLIDAYS[job["region"]], last_action, until)
+        idle_until = _add_business_time(last_action, limit, days_off)
         # "More than N business days": a second of working time past the limit, by `until`
         # (a limit reached on a Friday night is only exceeded on Monday).
-        if _add_weekdays(last_action, limit + timedelta(seconds=1)) <= until:
+        if _add_business_time(last_action, limit + timedelta(seconds=1), days_off) <= until:
             truth(INACTIVITY_CODE, f"recruiter-idle:{last_action.isoformat()}", idle_until)
-    if category == StageCategory.SCREENING and entered and until - entered > sla:
-        truth(SLA_CODE, StageSlaDetector.dedupe_key(category, entered), entered + sla)
+    if category == StageCategory.SCREENING and entered:
+        on_hold = _hold_time(holds, entered, until)
+        if until - entered - on_hold > sla:
+            key = StageSlaDetector.dedupe_key(category, entered)
+            truth(SLA_CODE, key, entered + sla + on_hold)
     if (
         category == StageCategory.INTERVIEWING
         and not interview_scheduled
@@ -659,15 +689,34 @@ def _truths_of(
     return truths
 
 
-def _add_weekdays(start: datetime, amount: timedelta) -> datetime:
-    """The moment `amount` of Monday-to-Friday time has passed after `start` (UTC days)."""
+def _hold_time(holds: list[list[datetime | None]], start: datetime, end: datetime) -> timedelta:
+    """How much of [start, end) the application spent on hold."""
+    total = timedelta()
+    for hold_start, hold_end in holds:
+        assert hold_start is not None
+        overlap = min(hold_end or end, end) - max(hold_start, start)
+        if overlap > timedelta():
+            total += overlap
+    return total
+
+
+def _public_holidays(country: str, start: datetime, end: datetime) -> set[date]:
+    """The public holidays of a country between two moments (the `holidays` library's)."""
+    return set(holidays.country_holidays(country, years=range(start.year, end.year + 2)))
+
+
+def _add_business_time(start: datetime, amount: timedelta, days_off: set[date]) -> datetime:
+    """The moment `amount` of working time has passed after `start`.
+
+    Working time is whole Monday-to-Friday UTC days that are not public holidays.
+    """
     remaining = amount
     cursor = start
     while True:
         midnight = datetime.combine(
             cursor.date() + timedelta(days=1), datetime.min.time(), tzinfo=cursor.tzinfo
         )
-        if cursor.weekday() < 5:
+        if cursor.weekday() < 5 and cursor.date() not in days_off:
             if remaining <= midnight - cursor:
                 return cursor + remaining
             remaining -= midnight - cursor

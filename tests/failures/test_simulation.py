@@ -14,10 +14,17 @@ from failures.models import (
     Failure,
     Organization,
     RecruitingEvent,
+    Region,
     SimulationTruth,
 )
 from failures.services import detection_scan
-from failures.simulation import simulate, truth_compare
+from failures.simulation import (
+    _add_business_time,
+    _hold_time,
+    _public_holidays,
+    simulate,
+    truth_compare,
+)
 
 UNTIL = datetime(2026, 9, 15, 12, 0, 0, tzinfo=UTC)
 SEED = 11
@@ -119,6 +126,37 @@ def test_detection_matches_the_ground_truth_exactly():
     # Scanning again at the same moment finds nothing new.
     assert detection_scan(now=UNTIL).recorded == 0
     assert Failure.objects.count() == sum(result.truths.values())
+    # The history had holds, and some SLA truths only hold once hold time is left out.
+    held = Application.objects.filter(holds__isnull=False).distinct()
+    assert held.count() >= 5
+    assert Failure.objects.filter(definition__code="SCR-SLA-BREACH", application__in=held).exists()
+    # Regions count their public holidays as days off.
+    assert set(Region.objects.values_list("holiday_country", flat=True)) == {"DE", "US", "SG"}
+
+
+def test_the_truths_business_time_skips_weekends_and_public_holidays():
+    christmas_eve = datetime(2026, 12, 24, 9, 0, tzinfo=UTC)  # a Thursday
+    days_off = _public_holidays("DE", christmas_eve, christmas_eve)
+
+    # Thu 24th counts (not a German public holiday); 25th and 26th are; then a weekend.
+    after_two_days = _add_business_time(christmas_eve, timedelta(days=2), days_off)
+
+    assert after_two_days == datetime(2026, 12, 29, 9, 0, tzinfo=UTC)
+    assert _add_business_time(christmas_eve, timedelta(days=2), set()) == datetime(
+        2026, 12, 28, 9, 0, tzinfo=UTC
+    )
+
+
+def test_hold_time_counts_only_the_overlap_with_the_stay():
+    start = datetime(2026, 5, 1, tzinfo=UTC)
+    holds = [
+        [start + timedelta(days=1), start + timedelta(days=3)],
+        [start + timedelta(days=5), None],
+    ]
+
+    assert _hold_time(holds, start, start + timedelta(days=2)) == timedelta(days=1)
+    assert _hold_time(holds, start, start + timedelta(days=6)) == timedelta(days=3)
+    assert _hold_time(holds, start + timedelta(days=4), start + timedelta(days=5)) == timedelta()
 
 
 @pytest.mark.django_db
