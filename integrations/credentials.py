@@ -1,20 +1,23 @@
 """Connections and their decrypted signing keys, cached per process.
 
 The cache is what lets a webhook be verified, and so accepted into the spool, while the
-database is down. Fresh entries are reused for `FRESH_SECONDS`; when the database cannot be
-reached an entry of any age is used (the keys were valid when last read).
+database is down. Fresh entries are reused for `FAILTRACK_CREDENTIALS_FRESH_SECONDS`
+(default 30); when the database cannot be reached an entry of any age is used (the keys
+were valid when last read, and refusing would lose deliveries of vendors that do not
+retry). A connection this process never read cannot be verified then: the view answers 503.
 """
 
 import time
 import uuid
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import DatabaseError
 
 from failures.models import AtsConnection
 from integrations.ats.base import SigningKey
 
-FRESH_SECONDS = 30.0
+DEFAULT_FRESH_SECONDS = 30.0
 
 _cache: dict[tuple[str, str], "ConnectionCredentials | None"] = {}
 _loaded: dict[tuple[str, str], float] = {}
@@ -59,12 +62,15 @@ def credentials_get(vendor: str, connection_id: str) -> ConnectionCredentials | 
         return None
     key = (vendor, str(pk))
     now = time.monotonic()
-    if key in _cache and now - _loaded[key] < FRESH_SECONDS:
+    fresh_for = float(
+        getattr(settings, "FAILTRACK_CREDENTIALS_FRESH_SECONDS", DEFAULT_FRESH_SECONDS)
+    )
+    if key in _cache and now - _loaded[key] < fresh_for:
         return _cache[key]
     try:
         credentials = _load(vendor, pk)
     except DatabaseError as exc:
-        if key in _cache:
+        if key in _cache:  # stale, but the best we know while the database is away
             return _cache[key]
         raise CredentialsUnavailable(str(connection_id)) from exc
     _cache[key] = credentials

@@ -1,14 +1,37 @@
 """Deliveries: stored once before we answer, spooled when the database is down, processed
-into canonical events by Celery tasks, swept when a task was lost, replayed after a fix."""
+into canonical events by Celery tasks, swept when a task was lost, replayed after a fix.
 
+The states a delivery goes through (the database, not the broker, is the truth):
+
+    received ──process──> processed | ignored | failed ──replay──> received ──> …
+
+Nothing here logs a body, a header value or an adapter's exception message: they may carry
+candidate data or secrets. Logs name deliveries by id, connections by id, and errors by
+class and field.
+"""
+
+import hashlib
+import json
 import logging
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+import os
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, transaction
+from django.db import (
+    DatabaseError,
+    DataError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    transaction,
+)
 from django.utils import timezone
 
 from failures.events import EventInvalid
@@ -18,7 +41,17 @@ from integrations.ats import ADAPTERS
 from integrations.ats.base import AtsAdapter, DeliveryInvalid, StoredDelivery, body_sha256
 from integrations.ats.mirror import Mirror
 from integrations.models import DeliveryKey, DeliveryState, InboundDelivery
-from integrations.spool import SpooledDelivery, spool_files, spool_write
+from integrations.spool import (
+    SpooledDelivery,
+    SpoolUnreadable,
+    spool_files,
+    spool_lock,
+    spool_quarantine,
+    spool_read,
+    spool_remove,
+    spool_remove_stale_temporaries,
+    spool_write,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -26,8 +59,19 @@ logger = logging.getLogger(__name__)
 _ALWAYS_STRIPPED = frozenset(
     {"authorization", "proxy-authorization", "cookie", "x-hook-secret", "x-api-key"}
 )
-# Errors meaning "the database cannot take this now" (as opposed to a bad row).
+# Errors meaning "the database cannot take anything now": a drain stops, a task retries.
 DATABASE_DOWN = (OperationalError, InterfaceError)
+# Errors meaning "the database refuses this row" (the data is the problem, not the server).
+DATA_REFUSED = (DataError, IntegrityError)
+# Column sizes of InboundDelivery / DeliveryKey.
+_EVENT_TYPE_LENGTH = 120
+_DEDUPE_KEY_LENGTH = 300
+# After a failed publish the broker is not tried again for this long (seconds): a webhook
+# must answer fast, and the sweeper finds what was not queued.
+BROKER_BACKOFF_SECONDS = 10.0
+# Deliveries the sweeper re-queues per run, and per task.
+SWEEP_LIMIT = 20000
+SWEEP_BATCH = 200
 
 
 class KeyReused(Exception):
@@ -43,15 +87,84 @@ class Receipt:
     spooled: bool = False
 
 
+@dataclass
+class DrainResult:
+    """What one spool drain did."""
+
+    stored: int = 0
+    duplicates: int = 0
+    refused: int = 0  # a reused one-time key: dropped, as the live path would have refused it
+    kept: int = 0  # left in the spool (connection gone, or the database refused the row)
+    unreadable: int = 0  # moved to the spool's unreadable/ directory
+    busy: bool = False  # another drain held the lock; nothing was done
+    delivery_ids: list[int] = field(default_factory=list)
+
+    @property
+    def drained(self) -> int:
+        """Files removed from the spool because their delivery is in the database."""
+        return self.stored + self.duplicates + self.refused
+
+
+class _Backoff:
+    """A per-process "do not try before" time, shared by the threads of a process."""
+
+    def __init__(self) -> None:
+        self._until = 0.0
+        self._lock = threading.Lock()
+
+    def active(self) -> bool:
+        return time.monotonic() < self._until
+
+    def start(self, seconds: float) -> None:
+        with self._lock:
+            self._until = time.monotonic() + seconds
+
+    def reset(self) -> None:
+        with self._lock:
+            self._until = 0.0
+
+
+broker_backoff = _Backoff()
+
+
+def _storable(text: str) -> str:
+    """Text PostgreSQL can store: no NUL, no lone surrogates (both become U+FFFD)."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
+    return text
+
+
+def dedupe_key_stored(key: str) -> str:
+    """The dedupe key as stored: the key itself when it fits, else a collision-free form.
+
+    A key longer than the column, or one PostgreSQL cannot store, keeps a readable prefix
+    and gains the SHA-256 of the whole key — truncating alone would make two different
+    long keys one, and silently drop the second delivery as a duplicate.
+    """
+    if len(key) <= _DEDUPE_KEY_LENGTH and _storable(key) == key:
+        return key
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{_storable(key[:200])}…sha256:{digest}"
+
+
 def headers_to_store(adapter: AtsAdapter, headers: Mapping[str, str]) -> dict[str, str]:
     """Request headers without anything that could be a credential."""
     stripped = _ALWAYS_STRIPPED | adapter.credential_headers
     kept = {}
     for name, value in headers.items():
         lowered = name.lower()
-        if lowered in stripped or "signature" in lowered or "secret" in lowered:
+        if (
+            lowered in stripped
+            or "signature" in lowered
+            or "secret" in lowered
+            or "token" in lowered
+        ):
             continue
-        kept[lowered] = str(value)[:1000]
+        kept[_storable(lowered)] = _storable(str(value)[:1000])
     return kept
 
 
@@ -72,10 +185,13 @@ def delivery_store(
     """Store a verified delivery once per (connection, dedupe key); enqueue its processing.
 
     Two identical deliveries racing on different workers both try; the unique dedupe key
-    lets one commit and turns the other into a duplicate. Raises a DATABASE_DOWN error when
-    the database cannot take it (the caller spools), KeyReused for a replayed one-time token.
+    lets one commit and turns the other into a duplicate (PostgreSQL makes the second
+    insert wait for the first transaction, so the duplicate is always recognised). Raises
+    DatabaseError when the database cannot take it (the caller spools), KeyReused for a
+    replayed one-time token.
     """
     digest = body_sha256(body)
+    key = dedupe_key_stored(dedupe_key)
     try:
         with transaction.atomic():
             delivery = InboundDelivery.objects.create(
@@ -83,42 +199,49 @@ def delivery_store(
                 organization_id=organization_id,
                 connection_id=connection_id,
                 vendor=vendor,
-                event_type=event_type[:120],
-                dedupe_key=dedupe_key[:300],
+                event_type=_storable(event_type[:_EVENT_TYPE_LENGTH]),
+                dedupe_key=key,
                 body=body,
                 body_sha256=digest,
                 headers=headers,
-                verified_with=verified_with[:200],
+                verified_with=_storable(verified_with[:200]),
                 spooled=spooled,
             )
             DeliveryKey.objects.create(
                 connection_id=connection_id,
-                dedupe_key=dedupe_key[:300],
+                dedupe_key=key,
                 delivery_id=delivery.pk,
                 received_at=received_at,
                 body_sha256=digest,
             )
             transaction.on_commit(lambda: delivery_enqueue(delivery.pk))
     except IntegrityError:
-        first = DeliveryKey.objects.filter(
-            connection_id=connection_id, dedupe_key=dedupe_key[:300]
-        ).first()
+        first = DeliveryKey.objects.filter(connection_id=connection_id, dedupe_key=key).first()
         if first is None:  # the constraint that failed was not the dedupe key
             raise
         if refuse_reused_key and first.body_sha256 != digest:
-            raise KeyReused(dedupe_key) from None
+            raise KeyReused(key) from None
         return Receipt(delivery_id=first.delivery_id, duplicate=True)
     return Receipt(delivery_id=delivery.pk)
 
 
 def delivery_accept(**fields: Any) -> Receipt:
-    """Store a delivery, or spool it durably when the database cannot be reached."""
+    """Store a delivery, or spool it durably when the database cannot take it.
+
+    Any database error spools — not only "server down": a read-only failover, a missing
+    partition or a half-finished deploy must not cost a delivery from a vendor that never
+    retries. The spool file is fsync'd before this returns; if even that fails, the
+    OSError propagates and the vendor gets an error (and retries, if it does).
+    """
     try:
         return delivery_store(**fields)
-    except DATABASE_DOWN:
+    except DatabaseError as exc:
         logger.warning(
-            "database unavailable; delivery spooled connection=%s", fields["connection_id"]
+            "database refused the delivery (%s); spooling connection=%s",
+            type(exc).__name__,
+            fields["connection_id"],
         )
+    try:
         spool_write(
             SpooledDelivery(
                 connection_id=str(fields["connection_id"]),
@@ -129,64 +252,135 @@ def delivery_accept(**fields: Any) -> Receipt:
                 headers=fields["headers"],
                 verified_with=fields["verified_with"],
                 received_at=fields["received_at"],
+                refuse_reused_key=bool(fields.get("refuse_reused_key", False)),
             )
         )
-        return Receipt(delivery_id=None, spooled=True)
+    except OSError as exc:
+        logger.error(
+            "spool write failed (%s); delivery not accepted connection=%s",
+            type(exc).__name__,
+            fields["connection_id"],
+        )
+        raise
+    return Receipt(delivery_id=None, spooled=True)
 
 
-def spool_drain(limit: int | None = None) -> int:
-    """Store spooled deliveries (oldest first) and remove their files; returns how many.
+def spool_drain(
+    limit: int | None = None, *, on_file: Callable[[str], None] | None = None
+) -> DrainResult:
+    """Store this host's spooled deliveries (oldest first), removing each file once stored.
 
-    Stops at the first database error: the rest stay spooled for the next drain.
+    Idempotent: a file stored but not removed (a crash in between) is stored again as a
+    duplicate. Stops at the first "database down" error (raised; the rest stay spooled).
+    `on_file(outcome)` is called after each file, for progress.
     """
-    drained = 0
-    for path in spool_files():
-        if limit is not None and drained >= limit:
-            break
-        spooled = SpooledDelivery.from_json(path.read_text())
-        connection = AtsConnection.objects.filter(pk=spooled.connection_id).first()
-        if connection is None:
-            logger.error("spooled delivery for a deleted connection kept file=%s", path.name)
-            continue
-        try:
-            delivery_store(
-                connection_id=connection.pk,
-                organization_id=connection.organization_id,
-                vendor=spooled.vendor,
-                event_type=spooled.event_type,
-                dedupe_key=spooled.dedupe_key,
-                body=spooled.body,
-                headers=spooled.headers,
-                verified_with=spooled.verified_with,
-                received_at=spooled.received_at,
-                spooled=True,
-            )
-        except KeyReused:
-            logger.warning("spooled delivery reused a one-time key; dropped file=%s", path.name)
-        path.unlink()
-        drained += 1
-    if drained:
-        logger.info("spool drained deliveries=%d", drained)
-    return drained
+    result = DrainResult()
+    with spool_lock() as locked:
+        if not locked:
+            result.busy = True
+            return result
+        spool_remove_stale_temporaries()
+        for path in spool_files():
+            if limit is not None and result.drained + result.kept + result.unreadable >= limit:
+                break
+            outcome = _drain_one(path, result)
+            if on_file is not None:
+                on_file(outcome)
+    if result.drained or result.kept or result.unreadable:
+        logger.info(
+            "spool drained stored=%d duplicates=%d refused=%d kept=%d unreadable=%d",
+            result.stored,
+            result.duplicates,
+            result.refused,
+            result.kept,
+            result.unreadable,
+        )
+    return result
+
+
+def _drain_one(path: Path, result: DrainResult) -> str:
+    try:
+        spooled = spool_read(path)
+    except FileNotFoundError:
+        return "gone"
+    except SpoolUnreadable as exc:
+        spool_quarantine(path)
+        result.unreadable += 1
+        logger.error("unreadable spool file moved aside file=%s reason=%s", path.name, exc)
+        return "unreadable"
+    connection = (
+        AtsConnection.objects.filter(pk=spooled.connection_id)
+        .values("pk", "organization_id")
+        .first()
+    )
+    if connection is None:
+        result.kept += 1
+        logger.error("spooled delivery for a deleted connection kept file=%s", path.name)
+        return "kept"
+    try:
+        receipt = delivery_store(
+            connection_id=connection["pk"],
+            organization_id=connection["organization_id"],
+            vendor=spooled.vendor,
+            event_type=spooled.event_type,
+            dedupe_key=spooled.dedupe_key,
+            body=spooled.body,
+            headers=spooled.headers,
+            verified_with=spooled.verified_with,
+            received_at=spooled.received_at,
+            spooled=True,
+            refuse_reused_key=spooled.refuse_reused_key,
+        )
+    except KeyReused:
+        result.refused += 1
+        logger.warning("spooled delivery reused a one-time key; dropped file=%s", path.name)
+        spool_remove(path)
+        return "refused"
+    except DATABASE_DOWN:
+        raise
+    except DatabaseError as exc:  # this row is refused (e.g. no partition yet): keep it
+        result.kept += 1
+        logger.error(
+            "database refused a spooled delivery (%s); kept file=%s", type(exc).__name__, path.name
+        )
+        return "kept"
+    spool_remove(path)
+    if receipt.duplicate:
+        result.duplicates += 1
+        return "duplicate"
+    result.stored += 1
+    if receipt.delivery_id is not None:
+        result.delivery_ids.append(receipt.delivery_id)
+    return "stored"
 
 
 def delivery_enqueue(delivery_id: int) -> None:
-    """Queue processing; if the broker is down the sweeper finds the delivery later."""
+    """Queue processing; if the broker is down the sweeper finds the delivery later.
+
+    Never raises and never waits long: a failed publish pauses publishing in this process
+    for BROKER_BACKOFF_SECONDS (each attempt at a dead broker costs seconds), and the
+    delivery's row, already committed, is the outbox the sweeper reads.
+    """
     from integrations.tasks import delivery_process_task
 
+    if broker_backoff.active():
+        return
     try:
         delivery_process_task.apply_async(args=[delivery_id], expires=3600)
-    except Exception:  # the broker is down or slow: the database row is the outbox
-        logger.warning("broker unavailable; delivery %s left for the sweeper", delivery_id)
+    except Exception as exc:  # the broker is down or slow: the database row is the outbox
+        broker_backoff.start(BROKER_BACKOFF_SECONDS)
+        logger.warning(
+            "broker unavailable (%s); delivery %s left for the sweeper",
+            type(exc).__name__,
+            delivery_id,
+        )
 
 
 def _stored(delivery: InboundDelivery) -> StoredDelivery:
-    import json
-
     try:
         payload = json.loads(bytes(delivery.body).decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise DeliveryInvalid("body", f"Not valid JSON: {exc}") from exc
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise DeliveryInvalid("body", f"Not valid JSON ({type(exc).__name__}).") from exc
     return StoredDelivery(
         id=delivery.pk,
         connection_id=str(delivery.connection_id),
@@ -198,16 +392,28 @@ def _stored(delivery: InboundDelivery) -> StoredDelivery:
     )
 
 
+def _where(exc: BaseException) -> str:
+    """Where an exception was raised, as file:line of our own frames (no values)."""
+    root = str(settings.BASE_DIR) + os.sep
+    frames = [
+        f"{frame.filename.removeprefix(root)}:{frame.lineno}"
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if frame.filename.startswith(root) and f"{os.sep}.venv{os.sep}" not in frame.filename
+    ]
+    return " < ".join(reversed(frames[-3:])) or "unknown"
+
+
 def delivery_process(delivery_id: int) -> str | None:
     """Turn one received delivery into canonical events; returns its new state.
 
     All of a delivery's events are recorded or none: a delivery that cannot be mapped is
     marked failed with the reason and stays replayable. Running it twice records nothing
-    twice (the state is checked under a row lock, and event ids are idempotent).
+    twice (the state is checked under a row lock, and event ids are idempotent). Returns
+    None when there was nothing to do (not received, or another worker holds it).
     """
     with transaction.atomic():
         delivery = (
-            InboundDelivery.objects.select_for_update(skip_locked=True)
+            InboundDelivery.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("connection__organization")
             .filter(pk=delivery_id, state=DeliveryState.RECEIVED)
             .first()
@@ -216,25 +422,42 @@ def delivery_process(delivery_id: int) -> str | None:
             return None
         delivery.attempts += 1
         adapter = ADAPTERS.get(delivery.vendor)
+        events: list[dict] | None = None
+        recorded: list[str] = []
         try:
             with transaction.atomic():
                 if adapter is None:
                     raise DeliveryInvalid("vendor", f"No adapter for vendor {delivery.vendor!r}.")
                 events = adapter.to_events(_stored(delivery), Mirror(delivery.connection))
-                recorded = []
                 for payload in events or ():
                     result = event_record(connection=delivery.connection, payload=payload)
                     recorded.append(result.event.event_id)
         except DeliveryInvalid as exc:
-            _fail(delivery, f"{exc.field}: {exc.message}")
+            _fail(delivery, exc.field, f"{exc.field}: {exc.message}")
         except EventInvalid as exc:
-            _fail(delivery, f"mapped event invalid, {exc.field}: {exc.message}")
-        except DatabaseError:
-            raise  # the task retries; the row stays received for the sweeper
-        except Exception as exc:  # a bug in a mapping: keep the delivery, say what broke
-            logger.exception("delivery %s failed in its adapter", delivery.pk)
+            _fail(delivery, exc.field, f"mapped event invalid, {exc.field}: {exc.message}")
+        except DATA_REFUSED as exc:  # the database refuses what the mapping produced
             _fail(
-                delivery, f"internal error in the {delivery.vendor} adapter: {type(exc).__name__}"
+                delivery,
+                "database",
+                f"the database refused a mapped event ({type(exc).__name__}) at {_where(exc)}",
+            )
+        except DatabaseError:
+            raise  # the server is away: the task retries; the row stays received for the sweeper
+        except Exception as exc:  # a bug in a mapping: keep the delivery, say where it broke
+            where = _where(exc)
+            logger.error(
+                "delivery %s: %s in the %s adapter at %s",
+                delivery.pk,
+                type(exc).__name__,
+                delivery.vendor,
+                where,
+            )
+            _fail(
+                delivery,
+                "adapter",
+                f"internal error in the {delivery.vendor} adapter: {type(exc).__name__} at {where}",
+                log=False,
             )
         else:
             delivery.state = (
@@ -261,10 +484,16 @@ def _ignored_reason(delivery: InboundDelivery) -> str:
     return f"Nothing to record for event type {delivery.event_type!r} (ping, test or unknown)."
 
 
-def _fail(delivery: InboundDelivery, reason: str) -> None:
+def _fail(delivery: InboundDelivery, field_name: str, reason: str, *, log: bool = True) -> None:
+    """Mark failed with the full reason (for the admin); the log names only the field."""
     delivery.state = DeliveryState.FAILED
     delivery.error = reason[:2000]
-    logger.warning("delivery %s failed: %s", delivery.pk, reason[:200])
+    delivery.events_recorded = 0
+    delivery.event_ids = []
+    if log:
+        logger.warning(
+            "delivery %s failed vendor=%s field=%s", delivery.pk, delivery.vendor, field_name
+        )
 
 
 def deliveries_process(ids: Iterable[int]) -> dict[str, int]:
@@ -288,7 +517,12 @@ def deliveries_process_pending(*, older_than: timedelta | None = None, limit: in
 
 
 def deliveries_sweep() -> dict[str, int]:
-    """The periodic sweeper: drain the spool, then re-queue deliveries no task processed."""
+    """The periodic sweeper: drain the spool, then re-queue deliveries no task processed.
+
+    "No task processed" = still received FAILTRACK_SWEEP_AFTER_SECONDS after arrival (the
+    broker was down when it was stored, a message was lost, a task gave up). A delivery
+    re-queued twice is processed once (delivery_process checks the state under a lock).
+    """
     from integrations.tasks import deliveries_process_task
 
     drained = spool_drain()
@@ -296,20 +530,30 @@ def deliveries_sweep() -> dict[str, int]:
     ids = list(
         InboundDelivery.objects.filter(state=DeliveryState.RECEIVED, received_at__lt=cutoff)
         .order_by("received_at", "id")
-        .values_list("id", flat=True)[:20000]
+        .values_list("id", flat=True)[:SWEEP_LIMIT]
     )
-    for start in range(0, len(ids), 200):
-        deliveries_process_task.apply_async(args=[ids[start : start + 200]], expires=3600)
+    for start in range(0, len(ids), SWEEP_BATCH):
+        deliveries_process_task.apply_async(args=[ids[start : start + SWEEP_BATCH]], expires=3600)
     if ids:
         logger.info("sweeper re-queued deliveries=%d", len(ids))
-    return {"spooled": drained, "requeued": len(ids)}
+    return {
+        "spooled": drained.stored,
+        "spool_duplicates": drained.duplicates,
+        "spool_kept": drained.kept + drained.unreadable,
+        "requeued": len(ids),
+    }
 
 
 def delivery_replay(delivery: InboundDelivery) -> str | None:
-    """Process a failed (or ignored) delivery again, e.g. after a mapping was fixed."""
+    """Process a failed (or ignored) delivery again, e.g. after a mapping was fixed.
+
+    Returns the new state, or None if the delivery was not failed or ignored (a processed
+    delivery is never recorded twice).
+    """
     updated = InboundDelivery.objects.filter(
         pk=delivery.pk, state__in=[DeliveryState.FAILED, DeliveryState.IGNORED]
     ).update(state=DeliveryState.RECEIVED, error="")
     if not updated:
         return None
+    logger.info("delivery %s replayed", delivery.pk)
     return delivery_process(delivery.pk)
