@@ -170,6 +170,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     # Group operations by what follows /api/v1/ (beacon, failures, hooks, ...).
     "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.schema.error_responses",  # 400/401/403/404, documented once for all
+    ],
 }
 
 # --- Celery ---------------------------------------------------------------------------

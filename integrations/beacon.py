@@ -262,22 +262,12 @@ class BeaconView(APIView):
         response["Vary"] = "Origin"
         return response
 
-    @extend_schema(
-        operation_id="beacon_preflight",
-        summary="CORS preflight for beacons sent with fetch()",
-        description=(
-            "sendBeacon with a text/plain body needs no preflight; a page that posts "
-            "application/json with fetch() does. Allowed for origins configured on an "
-            "active tracking key."
-        ),
-        request=None,
-        responses={
-            204: OpenApiResponse(description="The origin may post beacons."),
-            403: OpenApiResponse(_ERROR, description="Missing or unconfigured Origin."),
-        },
-        auth=[],
-    )
     def options(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """CORS preflight, for pages that post application/json with fetch().
+
+        sendBeacon with a text/plain body needs none; allowed for origins configured on an
+        active tracking key (OPTIONS is not part of the OpenAPI schema).
+        """
         origin = request.headers.get("Origin", "")
         try:
             allowed = bool(origin) and origin_is_configured(origin)

@@ -20,8 +20,12 @@ class FailureSerializer(serializers.ModelSerializer):
     candidate = serializers.CharField(source="candidate.ats_id", read_only=True)
     job = serializers.CharField(source="job.ats_id", read_only=True)
     job_title = serializers.CharField(source="job.title", read_only=True)
-    team = serializers.CharField(source="job.team.name", read_only=True, default=None)
-    region = serializers.CharField(source="job.region.code", read_only=True, default=None)
+    team = serializers.CharField(
+        source="job.team.name", read_only=True, default=None, allow_null=True
+    )
+    region = serializers.CharField(
+        source="job.region.code", read_only=True, default=None, allow_null=True
+    )
 
     class Meta:
         model = Failure

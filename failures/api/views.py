@@ -4,6 +4,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,6 +16,15 @@ from failures.models import Failure, FailureDefinition
 from failures.selectors import definition_catalogue, definition_list, failure_list
 
 
+@extend_schema_view(
+    list=extend_schema(
+        summary="List failures",
+        description="Failures of the caller's organizations (and regions/teams, where "
+        "limited); filter by code, stage category, status, job, application, organization "
+        "and time of occurrence.",
+    ),
+    retrieve=extend_schema(summary="One failure"),
+)
 class FailureViewSet(viewsets.ReadOnlyModelViewSet):
     """Failures of the caller's organizations (and regions/teams, where limited)."""
 
@@ -27,6 +37,10 @@ class FailureViewSet(viewsets.ReadOnlyModelViewSet):
         return failure_list(user=self.request.user)
 
 
+@extend_schema_view(
+    list=extend_schema(summary="The failure catalogue"),
+    retrieve=extend_schema(summary="One failure definition with its version in force"),
+)
 class DefinitionViewSet(viewsets.ReadOnlyModelViewSet):
     """The failure catalogue: the caller's definitions with the version in force."""
 
