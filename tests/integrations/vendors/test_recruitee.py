@@ -367,3 +367,34 @@ def test_a_talent_pool_is_not_a_job(hook, recruitee):
 
     assert InboundDelivery.objects.get().state == DeliveryState.PROCESSED
     assert Application.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_requalifying_moves_the_application_back_into_the_pipeline(hook, recruitee):
+    post(hook, recruitee, fixture("candidate_created"))
+    post(hook, recruitee, fixture("candidate_disqualified"))
+    payload = json.loads(fixture("candidate_moved"))
+    payload.update(id=90310005, event_subtype="requalified", created_at="2026-11-06T09:00:00Z")
+    del payload["payload"]["details"]["from_stage"]
+
+    post(hook, recruitee, json.dumps(payload).encode())
+
+    application = Application.objects.get()
+    assert (application.status, application.current_stage) == ("active", "Phone screen")
+    assert kinds(recruitee) == [
+        "application.created",
+        "application.rejected",
+        "application.stage_changed",
+    ]
+
+
+@pytest.mark.django_db
+def test_a_move_without_to_stage_fails_naming_it(hook, recruitee):
+    payload = json.loads(fixture("candidate_moved"))
+    del payload["payload"]["details"]["to_stage"]
+
+    post(hook, recruitee, json.dumps(payload).encode())
+
+    delivery = InboundDelivery.objects.get()
+    assert delivery.state == DeliveryState.FAILED
+    assert delivery.error == "payload.details.to_stage: This field is required."
