@@ -97,13 +97,15 @@ class _Delivery:
         action_id = _text(self.payload.get("webhookActionId"))
         self.base_id = f"ashby:{action_id or delivery.dedupe_key}"
 
-    def event(self, kind: str, occurred_at: str, derived: list[str], **parts: Any) -> dict:
+    def event(
+        self, kind: str, occurred_at: str, derived: list[str], *, base_id: str = "", **parts: Any
+    ) -> dict:
         details = dict(parts.pop("details", None) or {})
         details["ashby_action"] = self.delivery.event_type
         if derived:
             details["derived"] = sorted(set(derived))
         return {
-            "id": f"{self.base_id}:{kind}"[:200],
+            "id": f"{base_id or self.base_id}:{kind}"[:200],
             "kind": kind,
             "occurred_at": occurred_at,
             **{key: value for key, value in parts.items() if value is not None},
@@ -369,7 +371,15 @@ class AshbyAdapter(AtsAdapter):
                 **({"acceptance_status": acceptance} if acceptance else {}),
                 **({"offer_status": offer_status} if offer_status else {}),
             }
-            events.append(ctx.event(kind, when, derived, details=details, **refs))
+            # One offer (version) decided, approved or sent is one fact, however many
+            # offerUpdates repeat its status: the ids name the offer, not the delivery.
+            version_id = _text(latest.get("id"))
+            fact = (
+                f"ashby:offer-version:{version_id}"
+                if version_id and kind in (EventKind.OFFER_APPROVED, EventKind.OFFER_EXTENDED)
+                else f"ashby:offer:{offer_id}"
+            )
+            events.append(ctx.event(kind, when, derived, base_id=fact, details=details, **refs))
         return events
 
     def _interview_schedule(self, ctx: _Delivery) -> list[dict]:

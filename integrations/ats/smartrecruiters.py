@@ -298,9 +298,12 @@ class SmartRecruitersAdapter(AtsAdapter):
             if kind is None:  # created as a draft, waiting for approval...: nothing yet
                 return []
         details = {"offer_id": offer_id} if offer_id else {}
-        return [
-            self._event(delivery, kind, [], details=details, **self._refs(job_id, candidate_id))
-        ]
+        event = self._event(delivery, kind, [], details=details, **self._refs(job_id, candidate_id))
+        if offer_id:
+            # Every offer.updated repeats the offer's status: one offer sent, accepted or
+            # declined is one fact, so the id names the offer rather than the callback.
+            event["id"] = f"smartrecruiters:offer:{offer_id}:{kind}"[:200]
+        return [event]
 
     def _interview(self, delivery: StoredDelivery, mirror: Any) -> list[dict]:
         body = delivery.payload

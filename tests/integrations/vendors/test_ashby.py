@@ -463,3 +463,18 @@ def test_offer_for_an_unknown_application_fails_and_replays_once_it_is_known(del
 
     assert delivery_replay(delivery) == DeliveryState.PROCESSED
     assert RecruitingEvent.objects.filter(kind="offer.declined").count() == 1
+
+
+@pytest.mark.django_db
+def test_repeated_offer_updates_with_the_same_decision_record_it_once(deliver):
+    deliver(fixture("applicationSubmit"))
+    again = fixture("offerUpdate_declined")
+    again["webhookActionId"] = "bc4f5062-0009-4000-8000-000000000009"  # a later edit
+
+    deliver(fixture("offerUpdate_declined"))
+    deliver(again)
+
+    assert InboundDelivery.objects.filter(event_type="offerUpdate").count() == 2
+    assert RecruitingEvent.objects.filter(kind="offer.declined").count() == 1
+    assert RecruitingEvent.objects.filter(kind="offer.approved").count() == 1
+    assert Failure.objects.filter(definition__code="OFR-DECLINED").count() == 1

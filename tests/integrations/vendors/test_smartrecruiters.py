@@ -407,3 +407,14 @@ def test_unmapped_status_fails_and_is_processed_after_a_mapping(sr, deliver):
 
     assert delivery_replay(delivery) == DeliveryState.PROCESSED
     assert Application.objects.get().current_stage == "ON_HOLD"
+
+
+@pytest.mark.django_db
+def test_a_later_callback_repeating_an_offers_status_records_it_once(deliver):
+    deliver("application_created")
+
+    deliver("offer_updated")
+    deliver("offer_updated", **{"event-id": "0d1f5e2a-0044-4c3b-9a00-000000000044"})
+
+    assert InboundDelivery.objects.filter(event_type="offer.updated").count() == 2
+    assert RecruitingEvent.objects.filter(kind="offer.declined").count() == 1
