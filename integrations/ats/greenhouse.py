@@ -164,7 +164,7 @@ class _Mapping:
 
     # --- shared pieces --------------------------------------------------------------------
 
-    def event(self, kind: str, *, occurred_at: str | None, suffix: str = "", **parts: Any):
+    def event(self, kind: str, *, occurred_at: str | None, **parts: Any) -> dict:
         if occurred_at is None:
             occurred_at = _iso(self.delivery.received_at)
             self.derived.append("occurred_at")
@@ -172,9 +172,8 @@ class _Mapping:
         details["ats_event"] = self.action
         if self.derived:
             details["derived"] = sorted(set(self.derived))
-        event_id = f"greenhouse:{self.delivery.dedupe_key}" + (f":{suffix}" if suffix else "")
         return {
-            "id": parts.pop("event_id", event_id)[:200],
+            "id": parts.pop("event_id", f"greenhouse:{self.delivery.dedupe_key}")[:200],
             "kind": kind,
             "occurred_at": occurred_at,
             **{key: value for key, value in parts.items() if value is not None},
