@@ -70,6 +70,19 @@ class InboundDeliveryAdmin(ScopedAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # retention drops whole months of partitions, never single rows
 
+    def change_view(self, request, object_id, form_url="", extra_context=None):  # type: ignore[override]
+        # A delivery is a record of what arrived: nothing on its page can be saved. (The
+        # change permission is what lets operators replay it from the list.)
+        extra_context = {
+            **(extra_context or {}),
+            "title": "Inbound delivery",
+            "show_save": False,
+            "show_save_and_continue": False,
+            "show_save_and_add_another": False,
+            "show_delete_link": False,
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
     @admin.display(description="Headers (credentials removed)")
     def headers_pretty(self, obj: InboundDelivery) -> str:
         return format_html("<pre>{}</pre>", json.dumps(obj.headers, indent=2, sort_keys=True))

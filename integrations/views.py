@@ -87,6 +87,14 @@ class AtsHookView(APIView):
         if credentials is None:
             return _error(404, "Unknown ATS connection.")
 
+        # An activation request (SmartRecruiters' X-Hook-Secret) is answered from its
+        # headers alone, whatever its body: it stores nothing.
+        handshake = adapter.handshake(
+            Inbound(headers=request.headers, body=b"", payload=None, received_at=timezone.now())
+        )
+        if handshake is not None:
+            return Response(handshake.body, status=handshake.status, headers=handshake.headers)
+
         limit = settings.FAILTRACK_WEBHOOK_MAX_BYTES
         try:
             declared = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -113,9 +121,6 @@ class AtsHookView(APIView):
         now = timezone.now()
         inbound = Inbound(headers=request.headers, body=body, payload=payload, received_at=now)
 
-        handshake = adapter.handshake(inbound)
-        if handshake is not None:
-            return Response(handshake.body, status=handshake.status, headers=handshake.headers)
         try:
             envelope = adapter.envelope(inbound)
         except DeliveryInvalid as exc:

@@ -418,3 +418,22 @@ def test_a_later_callback_repeating_an_offers_status_records_it_once(deliver):
 
     assert InboundDelivery.objects.filter(event_type="offer.updated").count() == 2
     assert RecruitingEvent.objects.filter(kind="offer.declined").count() == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("content_type", ["", "text/plain", "application/json"])
+def test_activation_with_an_empty_body_or_any_content_type_is_echoed(
+    client, vendor_connection, content_type
+):
+    connection = vendor_connection("smartrecruiters", "sr-subscription-key-1")
+
+    response = client.post(
+        f"/api/v1/hooks/smartrecruiters/{connection.pk}/",
+        data=b"",
+        content_type=content_type,
+        headers={"X-Hook-Secret": "activation-secret-42"},
+    )
+
+    assert response.status_code == 200
+    assert response.headers["X-Hook-Secret"] == "activation-secret-42"
+    assert not InboundDelivery.objects.exists()
