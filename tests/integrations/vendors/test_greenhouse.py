@@ -10,8 +10,16 @@ from pathlib import Path
 import pytest
 from django.db import connection as db_connection
 from django.test import Client
+from django.utils import timezone
 
-from failures.models import Application, Candidate, Job, RecruitingEvent, StageTransition
+from failures.models import (
+    Application,
+    Candidate,
+    Interview,
+    Job,
+    RecruitingEvent,
+    StageTransition,
+)
 from integrations.ingest import deliveries_process_pending, delivery_replay
 from integrations.models import (
     ConnectionReason,
@@ -305,6 +313,108 @@ def test_job_created_and_closed_keep_the_job_mirror(greenhouse, deliver):
     assert [e.kind for e in RecruitingEvent.objects.order_by("pk")] == ["job.created", "job.closed"]
     job.refresh_from_db()
     assert job.closed_at.isoformat() == "2026-11-27T17:00:00+00:00"
+
+
+@pytest.mark.django_db
+def test_offer_lifecycle_sent_approved_and_drafts(greenhouse, deliver):
+    deliver("new_candidate_application")
+    draft = fixture("offer_created")
+    draft["payload"]["sent_on"] = None
+
+    deliver(draft)  # a draft is no extended offer
+    deliver("offer_approved")
+    deliver("offer_created")  # the same version, now sent
+
+    approved, extended = events_of("offer.approved"), events_of("offer.extended")
+    assert [e.event_id for e in approved + extended] == [
+        "greenhouse:offer:506408:v1:offer.approved",
+        "greenhouse:offer:506408:v1:offer.extended",
+    ]
+    assert extended[0].payload["details"]["sent_on"] == "2026-11-24"
+    assert "occurred_at" in extended[0].payload["details"]["derived"]
+    assert Application.objects.get().offer_approved_at is not None
+
+
+@pytest.mark.django_db
+def test_a_job_update_that_is_not_a_closure_is_a_job_update(greenhouse, deliver):
+    payload = fixture("job_updated")
+    payload["payload"]["job"].update(status="open", closed_at=None, name="Senior Data Scientist")
+
+    deliver(payload)
+
+    event = only_event()
+    assert event.kind == "job.updated"
+    assert event.payload["details"]["derived"] == ["occurred_at"]
+    assert Job.objects.get().title == "Senior Data Scientist"
+
+
+@pytest.mark.django_db
+def test_a_deleted_interview_the_mirror_knows_is_cancelled(greenhouse, deliver):
+    deliver("new_candidate_application")
+    interview = Interview.objects.create(
+        application=Application.objects.get(),
+        ats_id="31087450",
+        scheduled_at=timezone.now(),
+    )
+
+    deliver("interview_deleted")
+
+    event = RecruitingEvent.objects.get(kind="interview.cancelled")
+    assert event.payload["application"] == {"id": APP_ID, "candidate_id": "60304594"}
+    assert event.payload["interview"] == {"id": "31087450"}
+    assert event.payload["details"]["derived"] == [
+        "application.candidate_id",
+        "application.id",
+        "job.id",
+        "occurred_at",
+    ]
+    interview.refresh_from_db()
+    assert interview.cancelled_at is not None
+
+
+@pytest.mark.django_db
+def test_a_deleted_interview_nobody_told_us_about_records_nothing(greenhouse, deliver):
+    deliver("interview_deleted")
+
+    assert InboundDelivery.objects.get().state == DeliveryState.IGNORED
+    assert not RecruitingEvent.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_prospect_on_no_job_records_nothing(greenhouse, deliver):
+    assert deliver("new_prospect_application").status_code == 200
+
+    assert InboundDelivery.objects.get().state == DeliveryState.IGNORED
+    assert not Application.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_prospect_on_a_job_is_created_without_a_stage(greenhouse, deliver):
+    payload = fixture("new_prospect_application")
+    payload["payload"]["application"]["jobs"] = fixture("new_candidate_application")["payload"][
+        "application"
+    ]["jobs"]
+
+    deliver(payload)
+
+    event = only_event()
+    assert (event.kind, event.payload["details"]["prospect"]) == ("application.created", True)
+    assert "stage" not in event.payload
+    assert Application.objects.get().current_stage == ""
+
+
+@pytest.mark.django_db
+def test_unhire_reopens_like_unreject(greenhouse, deliver):
+    deliver("new_candidate_application")
+    deliver("hire_candidate")
+    payload = fixture("unreject_candidate")
+    payload["action"] = "unhire_candidate"
+    payload["payload"]["application"]["last_activity_at"] = "2026-11-27T09:00:00Z"  # after
+
+    deliver(payload)
+
+    application = Application.objects.get()
+    assert (application.status, application.current_stage) == ("active", "Onsite")
 
 
 # --- Signatures -----------------------------------------------------------------------------
