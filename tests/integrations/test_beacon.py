@@ -9,6 +9,7 @@ from django.core.management.base import CommandError
 from django.urls import reverse
 from django.utils import timezone
 
+from failures.choices import MembershipRole
 from failures.models import Application, RecruitingEvent
 from integrations import beacon as beacon_module
 from integrations.beacon import tracking_keys_forget
@@ -423,3 +424,92 @@ def test_the_command_refuses_a_bad_origin(connection):
             "--origin",
             "https://ats.example.com/jobs",
         )
+
+
+# --- Admin --------------------------------------------------------------------------------------
+
+
+ADMIN_ADD = "/admin/integrations/trackingkey/add/"
+ADMIN_LIST = "/admin/integrations/trackingkey/"
+
+
+def test_admin_shows_a_new_key_token_once_and_never_again(client, org, connection, make_member):
+    it_ops = make_member(MembershipRole.IT_OPS, org, username="it-ops")
+    client.force_login(it_ops)
+
+    response = client.post(
+        ADMIN_ADD,
+        {
+            "connection": str(connection.pk),
+            "label": "careers site",
+            "origins": "https://ATS.example.com/\nhttps://ats2.example.com",
+            "is_active": "on",
+        },
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    key = TrackingKey.objects.get()
+    shown = [str(m) for m in response.context["messages"] if "<code>" in str(m)]
+    assert len(shown) == 1
+    token = shown[0].split("<code>")[1].split("</code>")[0]
+    assert TrackingKey.digest(token) == key.token_sha256
+    assert key.allowed_origins == ["https://ats.example.com", "https://ats2.example.com"]
+    assert key.history.get().history_user == it_ops
+    change = client.get(f"{ADMIN_LIST}{key.pk}/change/").content.decode()
+    listing = client.get(ADMIN_LIST).content.decode()
+    assert key.token_prefix in listing
+    assert token not in change and token not in listing
+
+
+def test_admin_refuses_an_origin_with_a_path(client, org, connection, make_member):
+    client.force_login(make_member(MembershipRole.IT_OPS, org, username="it-ops"))
+
+    response = client.post(
+        ADMIN_ADD,
+        {"connection": str(connection.pk), "label": "x", "origins": "https://ats.example.com/a"},
+    )
+
+    assert response.status_code == 200
+    assert "no path" in response.content.decode()
+    assert TrackingKey.objects.count() == 0
+
+
+def test_admin_revocation_takes_effect_at_once(client, send, org, tracking_key, make_member):
+    key, token = tracking_key
+    assert send(beacon_body(token, id="before-admin-revoke")).status_code == 202
+    client.force_login(make_member(MembershipRole.IT_OPS, org, username="it-ops"))
+
+    client.post(
+        f"{ADMIN_LIST}{key.pk}/change/",
+        {"label": key.label, "origins": ORIGIN},  # "is_active" unticked
+    )
+
+    key.refresh_from_db()
+    assert key.is_active is False
+    assert send(beacon_body(token, id="after-admin-revoke")).status_code == 403
+
+
+def test_admin_shows_and_offers_only_the_user_organizations(
+    client, org, other_org, tracking_key, make_member
+):
+    other_connection = AtsConnectionFactory(organization=other_org, name="Globex ATS")
+    other_key, _ = tracking_key_create(
+        actor=None, connection=other_connection, allowed_origins=["https://globex.example"]
+    )
+    client.force_login(make_member(MembershipRole.IT_OPS, org, username="it-ops"))
+
+    listing = client.get(ADMIN_LIST).content.decode()
+    add_page = client.get(ADMIN_ADD).content.decode()
+    other_page = client.get(f"{ADMIN_LIST}{other_key.pk}/change/")
+
+    assert tracking_key[0].token_prefix in listing
+    assert other_key.token_prefix not in listing
+    assert "Globex ATS" not in add_page
+    assert other_page.status_code in (302, 404)
+
+
+def test_roles_without_the_permission_cannot_open_tracking_keys(client, org, make_member):
+    client.force_login(make_member(MembershipRole.TA_OPS, org, username="ta-ops"))
+
+    assert client.get(ADMIN_LIST).status_code == 403
