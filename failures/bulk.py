@@ -1,0 +1,1203 @@
+"""Bulk import of canonical events (backfill): a JSON-lines stream into the log and the mirror.
+
+The result equals recording the same lines one by one with `services.event_record`, in
+file order: the same dedupe rule (an event id already recorded for the connection, or seen
+earlier in the stream, is a duplicate and changes nothing), the same mirror (jobs and their
+history, candidates, applications, stage transitions, holds, interviews, integration errors,
+offer approvals, hires) and the same on-event failures. What differs is the cost:
+
+- lines are read as a stream and handled in chunks of `CHUNK_LINES`, so memory does not
+  grow with the file;
+- a chunk's events are validated in Python, then its mirror is worked out in memory, line
+  by line, from the state of the chunk's applications loaded in a few queries;
+- the chunk is written in one transaction: on PostgreSQL with COPY (straight into the
+  tables, with ids taken from their sequences beforehand, and into temporary tables for
+  set-based UPDATE ... FROM), elsewhere with bulk_create / bulk_update;
+- then the detectors of every version in force run over the chunk's events, in order (the
+  on-event pass), and their detections are recorded in batches.
+
+A bad line (not UTF-8, not JSON, not a valid event, an unmapped stage, an application that
+already belongs to another candidate or job, longer than the webhook body limit) is skipped
+and reported with its line number and field; it never stops the import nor touches the rest.
+Each chunk commits on its own: an interrupted import is finished by importing the same file
+again (what was recorded is then a duplicate).
+
+Known difference from one-by-one recording (docs/limitations.md): detectors that read an
+application's holds or interviews from the database see them as they stand at the end of
+the chunk. That changes an outcome only when a later line of the same chunk reschedules an
+earlier interview of the application, or adds or closes a hold dated before an earlier line.
+"""
+
+import hashlib
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import IO, Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db import connection as db
+from django.utils import timezone
+
+from failures.choices import ApplicationStatus, EventKind, StageCategory
+from failures.detectors import Detection, EventContext, detector_for
+from failures.events import CanonicalEvent, EventInvalid, event_parse
+from failures.models import (
+    Application,
+    ApplicationHold,
+    AtsConnection,
+    Candidate,
+    EventKey,
+    IntegrationError,
+    Interview,
+    Job,
+    RecruitingEvent,
+    Region,
+    StageMapping,
+    StageTransition,
+    Team,
+)
+from failures.scan_recording import ExceptionBook, failures_record_batch
+from failures.selectors import definition_versions_in_force
+from failures.services import (
+    _TERMINAL,
+    _failures_after_reopen,
+    compliance_excludes,
+    failure_record,
+)
+
+logger = logging.getLogger(__name__)
+
+CHUNK_LINES = 5000
+# Errors kept for the report; later ones are only counted (memory stays bounded).
+MAX_ERRORS_KEPT = 1000
+# A chunk that meets a concurrent writer (the same event id or application created at the
+# same moment by a webhook) is rolled back and redone from its parsed lines.
+CHUNK_ATTEMPTS = 3
+
+_JOB_ATTRS = (
+    "title",
+    "department",
+    "job_family",
+    "hiring_manager_ats_id",
+    "recruiter_ats_id",
+    "opened_at",
+    "closed_at",
+)
+_JOB_FIELDS = (*_JOB_ATTRS, "is_strategic", "seniority", "region_id", "team_id")
+_JOB_DEFAULTS: dict[str, Any] = {
+    **{name: "" for name in _JOB_ATTRS},
+    "opened_at": None,
+    "closed_at": None,
+    "is_strategic": False,
+    "seniority": None,
+    "region_id": None,
+    "team_id": None,
+}
+_APPLICATION_FIELDS = (
+    "source",
+    "current_stage",
+    "stage_category",
+    "stage_entered_at",
+    "category_entered_at",
+    "status",
+    "applied_at",
+    "closed_at",
+    "last_event_at",
+    "last_recruiter_action_at",
+    "offer_approved_at",
+    "hired_at",
+)
+_INTERVIEW_FIELDS = (
+    "scheduled_at",
+    "scheduled_for",
+    "cancelled_at",
+    "completed_at",
+    "no_show_at",
+    "scorecard_submitted_at",
+)
+_INTERVIEW_STAMP = {
+    EventKind.INTERVIEW_CANCELLED: "cancelled_at",
+    EventKind.INTERVIEW_COMPLETED: "completed_at",
+    EventKind.INTERVIEW_NO_SHOW: "no_show_at",
+    EventKind.SCORECARD_SUBMITTED: "scorecard_submitted_at",
+}
+_HOLD_KINDS = (EventKind.APPLICATION_ON_HOLD, EventKind.APPLICATION_RESUMED)
+_INTEGRATION_KINDS = (EventKind.INTEGRATION_ERROR, EventKind.INTEGRATION_RECOVERED)
+
+
+class _TooLong:
+    """Stands for a line longer than the limit (its bytes were skipped, never held)."""
+
+
+LINE_TOO_LONG = _TooLong()
+
+
+def line_limit() -> int:
+    """The longest line accepted: one event may be as large as one webhook body."""
+    return settings.FAILTRACK_WEBHOOK_MAX_BYTES
+
+
+def lines_read(stream: IO[bytes], *, max_bytes: int | None = None) -> Iterator[Any]:
+    """The lines of a binary stream; an overlong line is skipped and yields LINE_TOO_LONG."""
+    limit = max_bytes or line_limit()
+    while True:
+        line = stream.readline(limit + 1)
+        if not line:
+            return
+        if len(line) > limit and not line.endswith(b"\n"):
+            while True:  # skip the rest of the line without keeping it
+                rest = stream.readline(1 << 16)
+                if not rest or rest.endswith(b"\n"):
+                    break
+            yield LINE_TOO_LONG
+            continue
+        yield line
+
+
+# --- Results ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LineError:
+    """Why one line was not imported: its 1-based number and the offending field."""
+
+    line: int
+    field: str
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "field": self.field, "message": self.message}
+
+
+@dataclass
+class ImportResult:
+    """What an import did. `errors` keeps the first MAX_ERRORS_KEPT bad lines."""
+
+    lines: int = 0
+    imported: int = 0
+    duplicates: int = 0
+    invalid: int = 0
+    failures: int = 0
+    errors: list[LineError] = field(default_factory=list)
+
+    def error_add(self, error: LineError) -> None:
+        self.invalid += 1
+        if len(self.errors) < MAX_ERRORS_KEPT:
+            self.errors.append(error)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "lines": self.lines,
+            "imported": self.imported,
+            "duplicates": self.duplicates,
+            "invalid": self.invalid,
+            "failures": self.failures,
+            "errors": [e.as_dict() for e in self.errors],
+            "errors_truncated": self.invalid > len(self.errors),
+        }
+
+
+# --- Parsing ------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Line:
+    number: int
+    event: CanonicalEvent
+    category: str | None
+    text: str
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _unmapped(name: str) -> EventInvalid:
+    # The same words as services._stage_category_resolve.
+    return EventInvalid(
+        "stage.category",
+        f"Stage {name!r} is not mapped for this organization: send "
+        "stage.category or add a stage mapping.",
+    )
+
+
+def _line_parse(
+    raw: Any, number: int, mapping: dict[str, str], limit: int
+) -> _Line | LineError | None:
+    """A line as a validated event (None for a blank line), or the error to report."""
+    if raw is LINE_TOO_LONG or len(raw) > limit:
+        return LineError(number, "body", f"Line longer than {limit} bytes.")
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return LineError(number, "body", "Not valid UTF-8.")
+    text = raw.strip()
+    if not text:
+        return None
+    try:
+        data = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        return LineError(number, "body", f"Malformed JSON: {exc}"[:300])
+    try:
+        event = event_parse(data)
+        category = None
+        if event.stage is not None:
+            category = event.stage.category or mapping.get(event.stage.name.upper())
+            if category is None:
+                raise _unmapped(event.stage.name)
+    except EventInvalid as exc:
+        return LineError(number, exc.field, exc.message)
+    return _Line(number, event, category, text)
+
+
+# --- The in-memory mirror of one chunk ---------------------------------------------------
+
+
+@dataclass(eq=False, slots=True)
+class _JobState:
+    ats_id: str
+    values: dict[str, Any]
+    pk: int | None = None
+    changed: set[str] = field(default_factory=set)
+    # ('+' or '~', values) rows of the job's history, written with the chunk.
+    history: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    snapshot: Job | None = None
+
+
+@dataclass(eq=False, slots=True)
+class _CandidateState:
+    ats_id: str
+    pk: int | None = None
+
+
+@dataclass(eq=False, slots=True)
+class _HoldState:
+    started_at: datetime
+    ended_at: datetime | None = None
+    pk: int | None = None
+    dirty: bool = False
+
+
+@dataclass(eq=False, slots=True)
+class _InterviewState:
+    ats_id: str
+    values: dict[str, Any]
+    pk: int | None = None
+    dirty: bool = False
+
+
+@dataclass(eq=False, slots=True)
+class _ErrorState:
+    system: str
+    occurred_at: datetime
+    event_id: str
+    recovered_at: datetime | None = None
+    pk: int | None = None
+    dirty: bool = False
+
+
+@dataclass(eq=False, slots=True)
+class _ApplicationState:
+    ats_id: str
+    candidate: _CandidateState
+    job: _JobState
+    values: dict[str, Any]
+    pk: int | None = None
+    touched: bool = False
+    holds: list[_HoldState] | None = None
+    interviews: dict[str, _InterviewState] | None = None
+    errors: list[_ErrorState] | None = None
+
+
+@dataclass(slots=True)
+class _Recorded:
+    """An event of the chunk that will be recorded, and what it left for the detectors."""
+
+    line: _Line
+    application: _ApplicationState | None = None
+    pk: int | None = None
+    snapshot: dict[str, Any] | None = None
+    job: Job | None = None
+    left_category: str | None = None
+    left_entered: datetime | None = None
+    left_stage: str | None = None
+    reopened: bool = False
+
+
+@dataclass(slots=True)
+class _Transition:
+    application: _ApplicationState
+    recorded: _Recorded
+    from_stage: str
+    from_category: str
+    to_stage: str
+    to_category: str
+    occurred_at: datetime
+
+
+class _Chunk:
+    """One chunk's state, loaded in a few queries, then changed line by line in memory."""
+
+    def __init__(self, connection: AtsConnection, lines: list[_Line]) -> None:
+        self.connection = connection
+        self.organization_id = connection.organization_id
+        self.lines = lines
+        self.recorded: list[_Recorded] = []
+        self.transitions: list[_Transition] = []
+        self.duplicates = 0
+        self.errors: list[LineError] = []
+        self.regions = {
+            r.code: r for r in Region.objects.filter(organization_id=self.organization_id)
+        }
+        self.regions_by_pk = {r.pk: r for r in self.regions.values()}
+        self.teams = {t.name: t for t in Team.objects.filter(organization_id=self.organization_id)}
+        self.teams_by_pk = {t.pk: t for t in self.teams.values()}
+        self._load()
+
+    # Loading ----------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        scope = {"organization_id": self.organization_id, "connection": self.connection}
+        event_ids = {line.event.id for line in self.lines}
+        self.known_ids = set(
+            EventKey.objects.filter(
+                connection=self.connection, event_id__in=list(event_ids)
+            ).values_list("event_id", flat=True)
+        )
+        job_ids = {line.event.job.id for line in self.lines if line.event.job is not None}
+        self.jobs: dict[str, _JobState] = {}
+        for row in Job.objects.filter(**scope, ats_id__in=list(job_ids)).values(
+            "pk", "ats_id", *_JOB_FIELDS
+        ):
+            pk, ats_id = row.pop("pk"), row.pop("ats_id")
+            self.jobs[ats_id] = _JobState(ats_id=ats_id, values=row, pk=pk)
+
+        apps = [line.event.application for line in self.lines if line.event.application]
+        self.candidates: dict[str, _CandidateState] = {
+            ats_id: _CandidateState(ats_id, pk)
+            for pk, ats_id in Candidate.objects.filter(
+                **scope, ats_id__in=list({a.candidate_id for a in apps})
+            ).values_list("pk", "ats_id")
+        }
+        rows = Application.objects.filter(**scope, ats_id__in=list({a.id for a in apps}))
+        if db.vendor == "postgresql":
+            rows = rows.select_for_update(of=("self",))
+        self.applications: dict[str, _ApplicationState] = {}
+        # Applications whose candidate or job is not the one of this connection with that id.
+        self.foreign: dict[str, tuple[bool, bool]] = {}
+        for row in rows.values(
+            "pk",
+            "ats_id",
+            "candidate_id",
+            "candidate__ats_id",
+            "candidate__connection_id",
+            "job_id",
+            "job__ats_id",
+            "job__connection_id",
+            *_APPLICATION_FIELDS,
+        ):
+            candidate = self.candidates.get(row["candidate__ats_id"])
+            job = self.jobs.get(row["job__ats_id"])
+            candidate_ok = (
+                candidate is not None
+                and candidate.pk == row["candidate_id"]
+                and row["candidate__connection_id"] == self.connection.pk
+            )
+            job_ok = (
+                job is not None
+                and job.pk == row["job_id"]
+                and row["job__connection_id"] == self.connection.pk
+            )
+            state = _ApplicationState(
+                ats_id=row["ats_id"],
+                candidate=candidate
+                or _CandidateState(row["candidate__ats_id"], row["candidate_id"]),
+                job=job or _JobState(row["job__ats_id"], dict(_JOB_DEFAULTS), pk=row["job_id"]),
+                values={name: row[name] for name in _APPLICATION_FIELDS},
+                pk=row["pk"],
+            )
+            self.applications[row["ats_id"]] = state
+            if not (candidate_ok and job_ok):
+                self.foreign[row["ats_id"]] = (candidate_ok, job_ok)
+        self._load_details()
+
+    def _load_details(self) -> None:
+        """Open holds, interviews and unrecovered errors of the chunk's existing applications."""
+        wanted: dict[str, set[str]] = defaultdict(set)
+        for line in self.lines:
+            app = line.event.application
+            if app is None or app.id not in self.applications:
+                continue
+            kind = line.event.kind
+            if kind in _HOLD_KINDS:
+                wanted["holds"].add(app.id)
+            elif line.event.interview is not None and kind in (
+                *_INTERVIEW_STAMP,
+                EventKind.INTERVIEW_SCHEDULED,
+            ):
+                wanted["interviews"].add(app.id)
+            elif kind in _INTEGRATION_KINDS:
+                wanted["errors"].add(app.id)
+        by_pk = {state.pk: state for state in self.applications.values()}
+
+        def pks(key: str) -> list[int]:
+            return [self.applications[ats_id].pk for ats_id in wanted[key]]
+
+        for state in (self.applications[a] for a in wanted["holds"]):
+            state.holds = []
+        for hold in ApplicationHold.objects.filter(
+            application_id__in=pks("holds"), ended_at__isnull=True
+        ).values("pk", "application_id", "started_at"):
+            by_pk[hold["application_id"]].holds.append(
+                _HoldState(started_at=hold["started_at"], pk=hold["pk"])
+            )
+        for state in (self.applications[a] for a in wanted["interviews"]):
+            state.interviews = {}
+        for row in Interview.objects.filter(application_id__in=pks("interviews")).values(
+            "pk", "application_id", "ats_id", *_INTERVIEW_FIELDS
+        ):
+            pk, app_pk, ats_id = row.pop("pk"), row.pop("application_id"), row.pop("ats_id")
+            by_pk[app_pk].interviews[ats_id] = _InterviewState(ats_id, row, pk=pk)
+        for state in (self.applications[a] for a in wanted["errors"]):
+            state.errors = []
+        for row in IntegrationError.objects.filter(
+            application_id__in=pks("errors"), recovered_at__isnull=True
+        ).values("pk", "application_id", "system", "occurred_at", "event_id"):
+            by_pk[row["application_id"]].errors.append(
+                _ErrorState(row["system"], row["occurred_at"], row["event_id"], pk=row["pk"])
+            )
+
+    # Applying, line by line -------------------------------------------------------------
+
+    def apply(self) -> None:
+        """Work out the chunk's mirror in file order, as event_record would, one line at a time."""
+        recorded_ids: set[str] = set()
+        for line in self.lines:
+            event = line.event
+            if event.id in self.known_ids or event.id in recorded_ids:
+                self.duplicates += 1
+                continue
+            try:
+                recorded = self._record(line)
+            except EventInvalid as exc:
+                self.errors.append(LineError(line.number, exc.field, exc.message))
+                continue
+            recorded_ids.add(event.id)
+            self.recorded.append(recorded)
+
+    def _record(self, line: _Line) -> _Recorded:
+        event = line.event
+        recorded = _Recorded(line)
+        if event.application is None:
+            if event.job is not None:
+                self._job_upsert(event.job)
+            return recorded
+        assert event.job is not None
+        self._application_check(event)
+        job = self._job_upsert(event.job)
+        application = self._application_upsert(event, job)
+        recorded.application = application
+        self._event_apply(application, recorded)
+        recorded.snapshot = dict(application.values)
+        recorded.job = self._job_snapshot(job)
+        return recorded
+
+    def _application_check(self, event: CanonicalEvent) -> None:
+        """services._application_upsert's refusals, before anything changes."""
+        ref = event.application
+        assert ref is not None and event.job is not None
+        state = self.applications.get(ref.id)
+        if state is None:
+            return
+        candidate_ok, job_ok = self.foreign.get(ref.id, (True, True))
+        if not candidate_ok or state.candidate.ats_id != ref.candidate_id:
+            raise EventInvalid(
+                "application.candidate_id",
+                "Does not match the candidate this application already belongs to.",
+            )
+        if not job_ok or state.job.ats_id != event.job.id:
+            raise EventInvalid(
+                "job.id", "Does not match the job this application already belongs to."
+            )
+
+    def _job_upsert(self, ref: Any) -> _JobState:
+        """services._job_upsert: create with defaults, then change what the event names."""
+        job = self.jobs.get(ref.id)
+        if job is None:
+            job = _JobState(ats_id=ref.id, values=dict(_JOB_DEFAULTS))
+            job.history.append(("+", dict(job.values)))
+            self.jobs[ref.id] = job
+        wanted: dict[str, Any] = {}
+        for attr in _JOB_ATTRS:
+            value = getattr(ref, attr)
+            if value is not None:
+                wanted[attr] = value
+        if ref.is_strategic is not None:
+            wanted["is_strategic"] = ref.is_strategic
+        if ref.seniority is not None:
+            wanted["seniority"] = ref.seniority
+        region_id, team_id = job.values["region_id"], job.values["team_id"]
+        if ref.region is not None and (
+            region_id is None or self.regions_by_pk[region_id].code != ref.region
+        ):
+            wanted["region_id"] = self._region(ref.region).pk
+        if ref.team is not None and (team_id is None or self.teams_by_pk[team_id].name != ref.team):
+            wanted["team_id"] = self._team(ref.team).pk
+        changed = [name for name, value in wanted.items() if job.values[name] != value]
+        if changed:
+            for name in changed:
+                job.values[name] = wanted[name]
+            job.changed.update(changed)
+            job.history.append(("~", dict(job.values)))
+            job.snapshot = None
+        return job
+
+    def _region(self, code: str) -> Region:
+        region = self.regions.get(code)
+        if region is None:
+            region = Region.objects.get_or_create(organization_id=self.organization_id, code=code)[
+                0
+            ]
+            self.regions[code] = self.regions_by_pk[region.pk] = region
+        return region
+
+    def _team(self, name: str) -> Team:
+        team = self.teams.get(name)
+        if team is None:
+            team = Team.objects.get_or_create(organization_id=self.organization_id, name=name)[0]
+            self.teams[name] = self.teams_by_pk[team.pk] = team
+        return team
+
+    def _application_upsert(self, event: CanonicalEvent, job: _JobState) -> _ApplicationState:
+        ref = event.application
+        assert ref is not None
+        candidate = self.candidates.get(ref.candidate_id)
+        if candidate is None:
+            candidate = self.candidates[ref.candidate_id] = _CandidateState(ref.candidate_id)
+        state = self.applications.get(ref.id)
+        if state is None:
+            values = {name: None for name in _APPLICATION_FIELDS}
+            values.update(
+                source=ref.source or "",
+                current_stage="",
+                stage_category="",
+                status=ApplicationStatus.ACTIVE,
+                applied_at=ref.applied_at or event.occurred_at,
+            )
+            state = _ApplicationState(ref.id, candidate, job, values, holds=[], interviews={})
+            state.errors = []
+            self.applications[ref.id] = state
+        elif ref.source and not state.values["source"]:
+            state.values["source"] = ref.source
+        state.touched = True
+        return state
+
+    def _event_apply(self, application: _ApplicationState, recorded: _Recorded) -> None:
+        """services._event_apply, over the in-memory state."""
+        event = recorded.line.event
+        values = application.values
+        terminal = _TERMINAL.get(event.kind)
+        if event.kind in _HOLD_KINDS:
+            self._hold(application, event)
+        elif event.kind == EventKind.OFFER_APPROVED:
+            values["offer_approved_at"] = event.occurred_at
+        elif event.interview is not None and event.kind in (
+            EventKind.INTERVIEW_SCHEDULED,
+            *_INTERVIEW_STAMP,
+        ):
+            self._interview(application, event)
+        elif event.kind in _INTEGRATION_KINDS:
+            self._integration(application, event)
+        elif terminal is not None:
+            status, terminal_category, label = terminal
+            if values["status"] == ApplicationStatus.ACTIVE:
+                moved = self._move(application, recorded, label, terminal_category)
+                if moved:
+                    values["status"] = status
+                    values["closed_at"] = event.occurred_at
+                    if event.kind == EventKind.APPLICATION_HIRED:
+                        values["hired_at"] = event.occurred_at
+        elif event.stage is not None and recorded.line.category is not None:
+            category = recorded.line.category
+            if values["current_stage"] != event.stage.name or values["stage_category"] != category:
+                moved = self._move(application, recorded, event.stage.name, category)
+                reopens = category not in (StageCategory.CLOSED, StageCategory.HIRED)
+                if moved and reopens and values["status"] != ApplicationStatus.ACTIVE:
+                    values["status"] = ApplicationStatus.ACTIVE
+                    values["closed_at"] = None
+                    recorded.reopened = True
+        if values["last_event_at"] is None or event.occurred_at > values["last_event_at"]:
+            values["last_event_at"] = event.occurred_at
+        if event.actor_role.lower() == "recruiter" and (
+            values["last_recruiter_action_at"] is None
+            or event.occurred_at > values["last_recruiter_action_at"]
+        ):
+            values["last_recruiter_action_at"] = event.occurred_at
+
+    def _move(
+        self, application: _ApplicationState, recorded: _Recorded, stage: str, category: str
+    ) -> bool:
+        """services._application_move: always a transition; a late event does not move."""
+        values = application.values
+        at = recorded.line.event.occurred_at
+        self.transitions.append(
+            _Transition(
+                application,
+                recorded,
+                values["current_stage"],
+                values["stage_category"],
+                stage,
+                category,
+                at,
+            )
+        )
+        if values["stage_entered_at"] is not None and at < values["stage_entered_at"]:
+            return False
+        recorded.left_stage = values["current_stage"] or None
+        if values["stage_category"] and values["stage_category"] != category:
+            recorded.left_category = values["stage_category"]
+            recorded.left_entered = values["category_entered_at"]
+        if values["stage_category"] != category or values["category_entered_at"] is None:
+            values["category_entered_at"] = at
+        values["current_stage"] = stage
+        values["stage_category"] = category
+        values["stage_entered_at"] = at
+        return True
+
+    def _hold(self, application: _ApplicationState, event: CanonicalEvent) -> None:
+        """services._application_hold."""
+        holds = application.holds
+        assert holds is not None
+        open_holds = [h for h in holds if h.ended_at is None]
+        latest = max(open_holds, key=lambda h: h.started_at) if open_holds else None
+        if event.kind == EventKind.APPLICATION_ON_HOLD:
+            if latest is None:
+                holds.append(_HoldState(started_at=event.occurred_at))
+        elif latest is not None and event.occurred_at >= latest.started_at:
+            latest.ended_at = event.occurred_at
+            latest.dirty = True
+
+    def _interview(self, application: _ApplicationState, event: CanonicalEvent) -> None:
+        """services._interview_event."""
+        ref = event.interview
+        assert ref is not None and application.interviews is not None
+        at = event.occurred_at
+        interview = application.interviews.get(ref.id)
+        created = interview is None
+        if interview is None:
+            values = {name: None for name in _INTERVIEW_FIELDS}
+            values.update(scheduled_at=at, scheduled_for=ref.scheduled_for)
+            interview = application.interviews[ref.id] = _InterviewState(ref.id, values)
+        if event.kind == EventKind.INTERVIEW_SCHEDULED and not created:
+            interview.values.update(scheduled_at=at, scheduled_for=ref.scheduled_for)
+            interview.values["cancelled_at"] = None
+            interview.dirty = True
+        stamp = _INTERVIEW_STAMP.get(event.kind)
+        if stamp is not None and interview.values[stamp] is None:
+            interview.values[stamp] = at
+            interview.dirty = True
+
+    def _integration(self, application: _ApplicationState, event: CanonicalEvent) -> None:
+        """services._integration_event."""
+        assert application.errors is not None
+        system = str(event.details.get("system") or "unknown")[:100]
+        if event.kind == EventKind.INTEGRATION_ERROR:
+            application.errors.append(_ErrorState(system, event.occurred_at, event.id))
+            return
+        for error in application.errors:
+            if (
+                error.system == system
+                and error.recovered_at is None
+                and error.occurred_at <= event.occurred_at
+            ):
+                error.recovered_at = event.occurred_at
+                error.dirty = True
+
+    def _job_snapshot(self, job: _JobState) -> Job:
+        """The job as detectors read it (region and team objects attached)."""
+        if job.snapshot is None:
+            values = job.values
+            job.snapshot = Job(
+                pk=job.pk,
+                organization_id=self.organization_id,
+                connection_id=self.connection.pk,
+                ats_id=job.ats_id,
+                **{name: values[name] for name in _JOB_ATTRS},
+                is_strategic=values["is_strategic"],
+                seniority=values["seniority"],
+                region=self.regions_by_pk.get(values["region_id"]),
+                team=self.teams_by_pk.get(values["team_id"]),
+            )
+        return job.snapshot
+
+
+# --- Writing a chunk ----------------------------------------------------------------------
+
+
+class _Conflict(Exception):
+    """Another writer recorded one of the chunk's event ids meanwhile: redo the chunk."""
+
+
+def _qn(name: str) -> str:
+    return db.ops.quote_name(name)
+
+
+class _Writer:
+    """Inserts and updates rows: COPY on PostgreSQL, bulk_create/bulk_update elsewhere."""
+
+    def __init__(self) -> None:
+        self.postgres = db.vendor == "postgresql"
+
+    def insert(self, model: Any, columns: list[str], rows: list[tuple], *, ids: bool = False):
+        """Insert rows; with ids=True return the new primary keys in row order."""
+        if not rows:
+            return []
+        if not self.postgres:
+            objs = model.objects.bulk_create(
+                [model(**dict(zip(columns, row, strict=True))) for row in rows], batch_size=500
+            )
+            return [obj.pk for obj in objs] if ids else []
+        table = model._meta.db_table
+        pks: list[int] = []
+        with db.cursor() as cursor:
+            if ids:
+                cursor.execute(
+                    "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                    [table, len(rows)],
+                )
+                pks = [row[0] for row in cursor.fetchall()]
+                rows = [(pk, *row) for pk, row in zip(pks, rows, strict=True)]
+                columns = ["id", *columns]
+            names = ", ".join(_qn(c) for c in columns)
+            with cursor.cursor.copy(f"COPY {_qn(table)} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        return pks
+
+    def update(self, model: Any, columns: list[str], rows: list[tuple]) -> None:
+        """Set `columns` of the rows whose primary key is each row's first value."""
+        if not rows:
+            return
+        if not self.postgres:
+            objs = [model(pk=row[0], **dict(zip(columns, row[1:], strict=True))) for row in rows]
+            model.objects.bulk_update(objs, columns, batch_size=500)
+            return
+        table = _qn(model._meta.db_table)
+        # One temporary table per column set (jobs are updated by several).
+        suffix = hashlib.sha1(",".join(columns).encode(), usedforsecurity=False).hexdigest()[:8]
+        temp = _qn(f"bulk_{model._meta.db_table}_{suffix}")
+        names = ", ".join(_qn(c) for c in columns)
+        with db.cursor() as cursor:
+            select = f"SELECT id, {names} FROM {table} WITH NO DATA"  # noqa: S608
+            create = f"CREATE TEMP TABLE IF NOT EXISTS {temp} ON COMMIT DELETE ROWS AS {select}"
+            cursor.execute(create)
+            cursor.execute(f"DELETE FROM {temp}")  # noqa: S608 - model metadata
+            with cursor.cursor.copy(f"COPY {temp} (id, {names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            sets = ", ".join(f"{_qn(c)} = s.{_qn(c)}" for c in columns)
+            cursor.execute(f"UPDATE {table} AS t SET {sets} FROM {temp} AS s WHERE t.id = s.id")  # noqa: S608 - identifiers from model metadata
+
+    def keys_insert(self, connection: AtsConnection, rows: list[tuple]) -> None:
+        """The EventKey rows; a key another writer holds already is a _Conflict."""
+        if not rows:
+            return
+        columns = ["connection_id", "event_id", "event_pk", "occurred_at"]
+        if not self.postgres:
+            try:
+                with transaction.atomic():
+                    self.insert(EventKey, columns, rows)
+            except IntegrityError as exc:
+                raise _Conflict() from exc
+            return
+        table = _qn(EventKey._meta.db_table)
+        with db.cursor() as cursor:
+            cursor.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS bulk_event_keys ("
+                "connection_id uuid, event_id varchar(200), event_pk bigint, "
+                "occurred_at timestamptz) ON COMMIT DELETE ROWS"
+            )
+            cursor.execute("DELETE FROM bulk_event_keys")
+            with cursor.cursor.copy(
+                f"COPY bulk_event_keys ({', '.join(columns)}) FROM STDIN"
+            ) as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cursor.execute(
+                f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608 - model metadata
+                f"SELECT {', '.join(columns)} FROM bulk_event_keys "
+                "ON CONFLICT (connection_id, event_id) DO NOTHING"
+            )
+            if cursor.rowcount != len(rows):
+                raise _Conflict()
+
+
+def _chunk_write(chunk: _Chunk, writer: _Writer, now: datetime) -> None:
+    """Write the chunk's rows, parents first (jobs, candidates, applications, events)."""
+    connection = chunk.connection
+    org_id = chunk.organization_id
+
+    jobs = list(chunk.jobs.values())
+    new_jobs = [j for j in jobs if j.pk is None]
+    pks = writer.insert(
+        Job,
+        ["organization_id", "connection_id", "ats_id", *_JOB_FIELDS],
+        [(org_id, connection.pk, j.ats_id, *(j.values[f] for f in _JOB_FIELDS)) for j in new_jobs],
+        ids=True,
+    )
+    for job, pk in zip(new_jobs, pks, strict=True):
+        job.pk = pk
+        if job.snapshot is not None:
+            job.snapshot.pk = pk
+    changed = [j for j in jobs if j.changed and j not in new_jobs]
+    by_columns: dict[tuple[str, ...], list[_JobState]] = defaultdict(list)
+    for job in changed:
+        by_columns[tuple(sorted(job.changed))].append(job)
+    for columns, group in by_columns.items():
+        writer.update(Job, list(columns), [(j.pk, *(j.values[c] for c in columns)) for j in group])
+    history = Job.history.model
+    history_rows = [
+        history(
+            id=job.pk,
+            organization_id=org_id,
+            connection_id=connection.pk,
+            ats_id=job.ats_id,
+            **values,
+            history_date=now,
+            history_type=kind,
+            history_change_reason=None if kind == "+" else "Updated from an ATS event",
+        )
+        for job in jobs
+        for kind, values in job.history
+    ]
+    history.objects.bulk_create(history_rows, batch_size=500)
+
+    candidates = [c for c in chunk.candidates.values() if c.pk is None]
+    pks = writer.insert(
+        Candidate,
+        ["organization_id", "connection_id", "ats_id", "created_at"],
+        [(org_id, connection.pk, c.ats_id, now) for c in candidates],
+        ids=True,
+    )
+    for candidate, pk in zip(candidates, pks, strict=True):
+        candidate.pk = pk
+
+    touched = [a for a in chunk.applications.values() if a.touched]
+    new_apps = [a for a in touched if a.pk is None]
+    pks = writer.insert(
+        Application,
+        [
+            "organization_id",
+            "connection_id",
+            "ats_id",
+            "candidate_id",
+            "job_id",
+            *_APPLICATION_FIELDS,
+        ],
+        [
+            (
+                org_id,
+                connection.pk,
+                a.ats_id,
+                a.candidate.pk,
+                a.job.pk,
+                *(a.values[f] for f in _APPLICATION_FIELDS),
+            )
+            for a in new_apps
+        ],
+        ids=True,
+    )
+    for application, pk in zip(new_apps, pks, strict=True):
+        application.pk = pk
+    writer.update(
+        Application,
+        list(_APPLICATION_FIELDS),
+        [(a.pk, *(a.values[f] for f in _APPLICATION_FIELDS)) for a in touched if a not in new_apps],
+    )
+
+    recorded = chunk.recorded
+    payload = (lambda r: r.line.text) if writer.postgres else (lambda r: r.line.event.raw)
+    pks = writer.insert(
+        RecruitingEvent,
+        [
+            "organization_id",
+            "connection_id",
+            "event_id",
+            "kind",
+            "occurred_at",
+            "received_at",
+            "application_id",
+            "payload",
+        ],
+        [
+            (
+                org_id,
+                connection.pk,
+                r.line.event.id,
+                r.line.event.kind,
+                r.line.event.occurred_at,
+                now,
+                r.application.pk if r.application else None,
+                payload(r),
+            )
+            for r in recorded
+        ],
+        ids=True,
+    )
+    for item, pk in zip(recorded, pks, strict=True):
+        item.pk = pk
+    writer.keys_insert(
+        connection,
+        [(connection.pk, r.line.event.id, r.pk, r.line.event.occurred_at) for r in recorded],
+    )
+
+    writer.insert(
+        StageTransition,
+        [
+            "application_id",
+            "from_stage",
+            "from_category",
+            "to_stage",
+            "to_category",
+            "occurred_at",
+            "actor_ats_id",
+            "actor_role",
+            "event_id",
+        ],
+        [
+            (
+                t.application.pk,
+                t.from_stage,
+                t.from_category,
+                t.to_stage,
+                t.to_category,
+                t.occurred_at,
+                t.recorded.line.event.actor_id,
+                t.recorded.line.event.actor_role,
+                t.recorded.pk,
+            )
+            for t in chunk.transitions
+        ],
+    )
+
+    holds_new, holds_changed = [], []
+    interviews_new, interviews_changed = [], []
+    errors_new, errors_changed = [], []
+    for application in touched:
+        for hold in application.holds or ():
+            if hold.pk is None:
+                holds_new.append((application.pk, hold.started_at, hold.ended_at))
+            elif hold.dirty:
+                holds_changed.append((hold.pk, hold.ended_at))
+        for interview in (application.interviews or {}).values():
+            values = tuple(interview.values[f] for f in _INTERVIEW_FIELDS)
+            if interview.pk is None:
+                interviews_new.append((application.pk, interview.ats_id, *values))
+            elif interview.dirty:
+                interviews_changed.append((interview.pk, *values))
+        for error in application.errors or ():
+            if error.pk is None:
+                errors_new.append(
+                    (
+                        application.pk,
+                        error.system,
+                        error.occurred_at,
+                        error.recovered_at,
+                        error.event_id,
+                    )
+                )
+            elif error.dirty:
+                errors_changed.append((error.pk, error.recovered_at))
+    writer.insert(ApplicationHold, ["application_id", "started_at", "ended_at"], holds_new)
+    writer.update(ApplicationHold, ["ended_at"], holds_changed)
+    writer.insert(Interview, ["application_id", "ats_id", *_INTERVIEW_FIELDS], interviews_new)
+    writer.update(Interview, list(_INTERVIEW_FIELDS), interviews_changed)
+    writer.insert(
+        IntegrationError,
+        ["application_id", "system", "occurred_at", "recovered_at", "event_id"],
+        errors_new,
+    )
+    writer.update(IntegrationError, ["recovered_at"], errors_changed)
+
+
+# --- Detecting failures -------------------------------------------------------------------
+
+
+def _chunk_detect(chunk: _Chunk, writer: _Writer, detect: bool) -> int:
+    """The on-event pass: every version in force over the chunk's events, in file order.
+
+    The detectors see each application as the event left it (a snapshot taken while the
+    chunk was applied). Detections are recorded in batches; a re-opening event first
+    records what came before it, then resolves or dismisses open failures as
+    services.event_record does (also without `detect`: that is part of the mirror).
+    """
+    detected_at = timezone.now()
+    versions = (
+        definition_versions_in_force(at=detected_at, organization_id=chunk.organization_id)
+        if detect
+        else []
+    )
+    if not versions and not any(item.reopened for item in chunk.recorded):
+        return 0
+    pending: dict[int, list[Detection]] = defaultdict(list)
+    by_pk = {version.pk: version for version in versions}
+    books: dict[int, ExceptionBook] = {}
+    recorded_count = 0
+
+    def record_pending() -> None:
+        nonlocal recorded_count
+        for version_pk, detections in pending.items():
+            version = by_pk[version_pk]
+            if writer.postgres:
+                book = books.get(version.definition_id)
+                if book is None:
+                    book = books[version.definition_id] = ExceptionBook(version.definition_id)
+                recorded_count += len(
+                    failures_record_batch(
+                        version=version,
+                        detections=detections,
+                        detected_at=detected_at,
+                        exceptions=book,
+                    )
+                )
+            else:
+                for detection in detections:
+                    _, created = failure_record(
+                        version=version, detection=detection, detected_at=detected_at
+                    )
+                    recorded_count += created
+        pending.clear()
+
+    for item in chunk.recorded:
+        state = item.application
+        if state is None or (not versions and not item.reopened):
+            continue
+        assert item.job is not None and item.snapshot is not None
+        item.job.pk = state.job.pk  # snapshots taken before the job had its id
+        application = Application(
+            pk=state.pk,
+            organization_id=chunk.organization_id,
+            connection_id=chunk.connection.pk,
+            ats_id=state.ats_id,
+            candidate_id=state.candidate.pk,
+            job=item.job,
+            **item.snapshot,
+        )
+        event = item.line.event
+        if item.reopened:
+            record_pending()
+            _failures_after_reopen(application, event)
+        context = EventContext(
+            event=event,
+            application=application,
+            left_category=item.left_category,
+            left_category_entered_at=item.left_entered,
+            left_stage=item.left_stage,
+        )
+        for version in versions:
+            for detection in detector_for(version.detector).on_event(version, context):
+                if compliance_excludes(version=version, detection=detection, at=detected_at):
+                    continue
+                pending[version.pk].append(detection)
+    record_pending()
+    return recorded_count
+
+
+# --- The service --------------------------------------------------------------------------
+
+
+def _stage_mapping(organization_id: int) -> dict[str, str]:
+    return {
+        name.upper(): category
+        for name, category in StageMapping.objects.filter(
+            organization_id=organization_id
+        ).values_list("stage_name", "category")
+    }
+
+
+def _chunk_import(
+    connection: AtsConnection, lines: list[_Line], detect: bool, result: ImportResult
+) -> list[LineError]:
+    """Record one chunk in one transaction; return the lines it refused."""
+    writer = _Writer()
+    for attempt in range(1, CHUNK_ATTEMPTS + 1):
+        try:
+            with transaction.atomic():
+                chunk = _Chunk(connection, lines)
+                chunk.apply()
+                _chunk_write(chunk, writer, timezone.now())
+                failures = _chunk_detect(chunk, writer, detect)
+        except (_Conflict, IntegrityError):
+            if attempt == CHUNK_ATTEMPTS:
+                raise
+            logger.info("bulk import chunk met a concurrent writer; retrying attempt=%s", attempt)
+            continue
+        break
+    result.imported += len(chunk.recorded)
+    result.duplicates += chunk.duplicates
+    result.failures += failures
+    return chunk.errors
+
+
+def events_import(
+    *,
+    connection: AtsConnection,
+    lines: Iterable[Any],
+    progress: Callable[[int], None] | None = None,
+    detect: bool = True,
+    chunk_lines: int = CHUNK_LINES,
+) -> ImportResult:
+    """Import canonical events, one JSON object a line, into the event log and the mirror.
+
+    `lines` yields bytes or str (or LINE_TOO_LONG, from `lines_read`); `progress` is called
+    with the number of lines handled after each chunk. Bad lines are skipped and reported;
+    with `detect`, the on-event detectors run over the imported events (the periodic scan
+    finds what only time reveals, as for webhooks).
+    """
+    result = ImportResult()
+    mapping = _stage_mapping(connection.organization_id)
+    limit = line_limit()
+    batch: list[_Line] = []
+    consumed = 0
+    errors_in_batch: list[LineError] = []
+
+    def flush() -> None:
+        nonlocal consumed
+        refused = _chunk_import(connection, batch, detect, result) if batch else []
+        # The chunk's refusals and its parse errors, reported in line order.
+        for error in sorted([*errors_in_batch, *refused], key=lambda e: e.line):
+            result.error_add(error)
+        batch.clear()
+        errors_in_batch.clear()
+        if progress is not None and consumed:
+            progress(consumed)
+        consumed = 0
+
+    for number, raw in enumerate(lines, start=1):
+        consumed += 1
+        parsed = _line_parse(raw, number, mapping, limit)
+        if parsed is None:
+            continue
+        result.lines += 1
+        if isinstance(parsed, LineError):
+            errors_in_batch.append(parsed)
+            continue
+        batch.append(parsed)
+        if len(batch) >= chunk_lines:
+            flush()
+    flush()
+    logger.info(
+        "bulk import connection=%s lines=%s imported=%s duplicates=%s invalid=%s failures=%s",
+        connection.pk,
+        result.lines,
+        result.imported,
+        result.duplicates,
+        result.invalid,
+        result.failures,
+    )
+    return result
