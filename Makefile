@@ -26,6 +26,7 @@ $(DEPS_DEV): pyproject.toml | $(PY)
 run: $(DEPS_RUN)
 	DEBUG=1 $(PY) manage.py migrate --noinput -v0
 	DEBUG=1 $(PY) manage.py demo_load
+	DEBUG=1 $(PY) manage.py demo_deliveries
 	DEBUG=1 $(PY) manage.py demo_serve
 
 ## make test: lint, Django checks, missing migrations, and the whole suite on PostgreSQL and Redis

@@ -118,7 +118,8 @@ def demo_banner(*, base_url: str) -> str:
   failtrack is running:  {base_url}
     dashboard  {base_url}/dashboards/
     admin      {base_url}/admin/
-    API        {base_url}/api/v1/failures/   (schema: {base_url}/api/schema/)
+    API        {base_url}/api/v1/failures/   (docs: {base_url}/api/docs/)
+    deliveries {base_url}/admin/integrations/inbounddelivery/
 
   Demo logins ({organization.name}), password "{DEMO_PASSWORD}":
 {logins}
