@@ -178,6 +178,30 @@ def test_an_application_without_a_posting_gets_the_connections_placeholder_job(l
 
 
 @pytest.mark.django_db
+def test_without_a_contact_id_the_deprecated_candidate_id_names_the_candidate(lever, deliver):
+    payload = fixture("candidate_hired")
+    del payload["data"]["contactId"]
+
+    deliver(payload)
+
+    assert Application.objects.get().candidate.ats_id == payload["data"]["candidateId"]
+
+
+@pytest.mark.django_db
+def test_a_known_opportunity_keeps_its_candidate(lever, deliver):
+    deliver("candidate_stage_change")
+    payload = fixture("candidate_hired")
+    payload["data"]["contactId"] = "another-contact"
+
+    deliver(payload)
+
+    (hired,) = events("application.hired")
+    assert hired.payload["application"]["candidate_id"] == CONTACT
+    assert "application.candidate_id" in hired.payload["details"]["derived"]
+    assert Candidate.objects.count() == 1
+
+
+@pytest.mark.django_db
 def test_an_archive_reason_mapped_as_withdrawn_is_a_withdrawal(lever, deliver):
     ConnectionReason.objects.create(
         connection=lever, ats_reason=REASON, reason_name="Withdrew", outcome="withdrawn"
