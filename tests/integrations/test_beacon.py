@@ -98,6 +98,19 @@ def test_a_valid_beacon_is_stored_then_recorded_in_the_key_organization(
     assert "token" not in json.dumps(event.payload).replace("tracking_key", "")
 
 
+def test_a_beacon_on_a_vendor_connection_is_recorded_there(send, org):
+    # Beacons carry canonical events: the generic mapping records them whatever the vendor
+    greenhouse = AtsConnectionFactory(organization=org, vendor="greenhouse")
+    _, token = tracking_key_create(actor=None, connection=greenhouse, allowed_origins=[ORIGIN])
+
+    response = send(beacon_body(token))
+    deliveries_process_pending()
+
+    assert response.status_code == 202
+    event = RecruitingEvent.objects.get()
+    assert event.connection == greenhouse and event.kind == "application.viewed"
+
+
 def test_application_json_is_accepted_too(send, tracking_key):
     _, token = tracking_key
 
