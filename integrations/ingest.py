@@ -280,10 +280,11 @@ def spool_drain(
             result.busy = True
             return result
         spool_remove_stale_temporaries()
+        connections: dict[str, dict | None] = {}  # one lookup per connection, not per file
         for path in spool_files():
             if limit is not None and result.drained + result.kept + result.unreadable >= limit:
                 break
-            outcome = _drain_one(path, result)
+            outcome = _drain_one(path, result, connections)
             if on_file is not None:
                 on_file(outcome)
     if result.drained or result.kept or result.unreadable:
@@ -298,7 +299,7 @@ def spool_drain(
     return result
 
 
-def _drain_one(path: Path, result: DrainResult) -> str:
+def _drain_one(path: Path, result: DrainResult, connections: dict[str, dict | None]) -> str:
     try:
         spooled = spool_read(path)
     except FileNotFoundError:
@@ -308,11 +309,13 @@ def _drain_one(path: Path, result: DrainResult) -> str:
         result.unreadable += 1
         logger.error("unreadable spool file moved aside file=%s reason=%s", path.name, exc)
         return "unreadable"
-    connection = (
-        AtsConnection.objects.filter(pk=spooled.connection_id)
-        .values("pk", "organization_id")
-        .first()
-    )
+    if spooled.connection_id not in connections:
+        connections[spooled.connection_id] = (
+            AtsConnection.objects.filter(pk=spooled.connection_id)
+            .values("pk", "organization_id")
+            .first()
+        )
+    connection = connections[spooled.connection_id]
     if connection is None:
         result.kept += 1
         logger.error("spooled delivery for a deleted connection kept file=%s", path.name)
