@@ -185,16 +185,21 @@ def _first_error(errors: Any, path: str = "") -> tuple[str, str]:
     return path or "body", str(errors)
 
 
+def _shown(name: str) -> str:
+    """A field name fit to echo in an answer (JSON may carry lone surrogates)."""
+    return name[:100].encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _unknown_field(data: dict[str, Any]) -> str | None:
     """The first field the beacon format does not have (top level or in `actor`)."""
     unknown = sorted(set(data) - set(BeaconSerializer().fields))
     if unknown:
-        return unknown[0]
+        return _shown(unknown[0])
     actor = data.get("actor")
     if isinstance(actor, dict):
         extra = sorted(set(actor) - set(BeaconActorSerializer().fields))
         if extra:
-            return f"actor.{extra[0]}"
+            return f"actor.{_shown(extra[0])}"
     return None
 
 
@@ -335,7 +340,11 @@ class BeaconView(APIView):
             return _error(400, "The beacon must be a JSON object.", "body")
 
         token = data.get("token")
-        if not isinstance(token, str) or not token or len(token) > TOKEN_MAX_LENGTH:
+        if (
+            not isinstance(token, str)
+            or not token.isascii()  # tokens are ftk_ + URL-safe base64
+            or not 0 < len(token) <= TOKEN_MAX_LENGTH
+        ):
             return _error(401, "A tracking key token is required.", "token")
         try:
             key = tracking_key_lookup(token)

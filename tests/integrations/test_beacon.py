@@ -308,6 +308,20 @@ def test_a_bad_field_is_400_naming_it(send, tracking_key, override, field):
     assert InboundDelivery.objects.count() == 0
 
 
+def test_lone_surrogates_are_refused_not_a_crash(send, tracking_key):
+    _, token = tracking_key
+    valid = json.dumps(beacon_body(token))[:-1]
+
+    in_token = send(b'{"token": "ftk_\\ud800"}')
+    in_a_name = send(valid.encode() + b', "x\\udc00": 1}')
+    in_a_value = send(valid.replace('"app-1"', '"app-\\ud800"').encode() + b"}")
+
+    assert in_token.status_code == 401
+    assert (in_a_name.status_code, in_a_name.json()["field"]) == (400, "x\\udc00")
+    assert (in_a_value.status_code, in_a_value.json()["field"]) == (400, "application_id")
+    assert InboundDelivery.objects.count() == 0
+
+
 def test_a_json_array_is_400(send, tracking_key):
     response = send(b"[]")
 
