@@ -362,21 +362,15 @@ def delivery_enqueue(delivery_id: int) -> None:
 
     Never raises and never waits long: a failed publish pauses publishing in this process
     for BROKER_BACKOFF_SECONDS (each attempt at a dead broker costs seconds), and the
-    delivery's row, already committed, is the outbox the sweeper reads.
+    delivery's row, already committed, is the outbox the sweeper reads. A lone delivery
+    is published at once; while the process is busy, ids are gathered and published in
+    batches by a background thread, without holding the answer (integrations/publisher.py).
     """
-    from integrations.tasks import delivery_process_task
+    from integrations.publisher import processing_publisher
 
     if broker_backoff.active():
         return
-    try:
-        delivery_process_task.apply_async(args=[delivery_id], expires=3600)
-    except Exception as exc:  # the broker is down or slow: the database row is the outbox
-        broker_backoff.start(BROKER_BACKOFF_SECONDS)
-        logger.warning(
-            "broker unavailable (%s); delivery %s left for the sweeper",
-            type(exc).__name__,
-            delivery_id,
-        )
+    processing_publisher.add(delivery_id)
 
 
 def _stored(delivery: InboundDelivery) -> StoredDelivery:

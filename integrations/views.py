@@ -6,12 +6,14 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.http import JsonResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
-from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from failures.choices import AtsVendor
@@ -23,11 +25,28 @@ from integrations.ingest import KeyReused, delivery_accept, headers_to_store
 logger = logging.getLogger(__name__)
 
 
-def _error(code: int, message: str, field: str | None = None, **headers: str) -> Response:
+def _answer(status: int, body: dict[str, Any], headers: dict[str, str] | None = None):
+    # A plain JsonResponse, not DRF's Response: every answer is JSON whatever the vendor's
+    # Accept header says, and the hook skips renderer negotiation (measured in
+    # benchmarks/webhook_throughput.py).
+    return JsonResponse(body, status=status, headers=headers or None)
+
+
+def _error(code: int, message: str, field: str | None = None, **headers: str) -> JsonResponse:
     body: dict[str, Any] = {"error": message}
     if field:
         body["field"] = field
-    return Response(body, status=code, headers=headers or None)
+    return _answer(code, body, headers)
+
+
+class _JsonOnly(BaseContentNegotiation):
+    """Errors DRF raises itself (405, ...) are JSON too, whatever the Accept header."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
 
 
 def _reject_constant(name: str) -> None:
@@ -45,6 +64,8 @@ class AtsHookView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
     parser_classes: list = []  # the raw bytes are read (and verified) as they came
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = _JsonOnly
     throttle_classes: list = []
 
     @extend_schema(
@@ -76,7 +97,7 @@ class AtsHookView(APIView):
         },
         auth=[],
     )
-    def post(self, request: Request, vendor: str, connection_id: str) -> Response:
+    def post(self, request: Request, vendor: str, connection_id: str) -> JsonResponse:
         adapter = ADAPTERS.get(vendor)
         if adapter is None:
             return _error(404, "Unknown ATS connection.")
@@ -93,7 +114,7 @@ class AtsHookView(APIView):
             Inbound(headers=request.headers, body=b"", payload=None, received_at=timezone.now())
         )
         if handshake is not None:
-            return Response(handshake.body, status=handshake.status, headers=handshake.headers)
+            return _answer(handshake.status, handshake.body, handshake.headers)
 
         limit = settings.FAILTRACK_WEBHOOK_MAX_BYTES
         try:
@@ -158,9 +179,9 @@ class AtsHookView(APIView):
             return _error(401, "Signature token already used.", adapter.signature_header)
 
         if receipt.duplicate:
-            return Response(
+            return _answer(
+                adapter.duplicate_status or adapter.success_status,
                 {"status": "duplicate", "delivery": receipt.delivery_id},
-                status=adapter.duplicate_status or adapter.success_status,
             )
         logger.info(
             "hook accepted vendor=%s connection=%s type=%s spooled=%s",
@@ -172,4 +193,4 @@ class AtsHookView(APIView):
         body_out: dict[str, Any] = {"status": "accepted", "delivery": receipt.delivery_id}
         if receipt.spooled:
             body_out["spooled"] = True
-        return Response(body_out, status=adapter.success_status)
+        return _answer(adapter.success_status, body_out)
