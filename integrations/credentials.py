@@ -19,8 +19,9 @@ from integrations.ats.base import SigningKey
 
 DEFAULT_FRESH_SECONDS = 30.0
 
-_cache: dict[tuple[str, str], "ConnectionCredentials | None"] = {}
-_loaded: dict[tuple[str, str], float] = {}
+# (vendor, connection id) -> (when it was read, what was read); one dict, so that a reader
+# in another thread never sees an entry without its time.
+_cache: dict[tuple[str, str], tuple[float, "ConnectionCredentials | None"]] = {}
 
 
 class CredentialsUnavailable(Exception):
@@ -65,20 +66,19 @@ def credentials_get(vendor: str, connection_id: str) -> ConnectionCredentials | 
     fresh_for = float(
         getattr(settings, "FAILTRACK_CREDENTIALS_FRESH_SECONDS", DEFAULT_FRESH_SECONDS)
     )
-    if key in _cache and now - _loaded[key] < fresh_for:
-        return _cache[key]
+    cached = _cache.get(key)
+    if cached is not None and now - cached[0] < fresh_for:
+        return cached[1]
     try:
         credentials = _load(vendor, pk)
     except DatabaseError as exc:
-        if key in _cache:  # stale, but the best we know while the database is away
-            return _cache[key]
+        if cached is not None:  # stale, but the best we know while the database is away
+            return cached[1]
         raise CredentialsUnavailable(str(connection_id)) from exc
-    _cache[key] = credentials
-    _loaded[key] = now
+    _cache[key] = (now, credentials)
     return credentials
 
 
 def credentials_forget() -> None:
     """Drop every cached entry (after secrets change in this process; tests)."""
     _cache.clear()
-    _loaded.clear()

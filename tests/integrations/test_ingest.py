@@ -415,7 +415,8 @@ def test_credentials_are_reused_while_fresh_and_reloaded_once_expired(connection
     type(connection).objects.filter(pk=connection.pk).update(is_active=False)
 
     assert credentials.credentials_get("generic", str(connection.pk)) == first  # fresh
-    credentials._loaded[("generic", str(connection.pk))] -= 3600  # older than any TTL
+    key = ("generic", str(connection.pk))
+    credentials._cache[key] = (credentials._cache[key][0] - 3600, first)  # older than any TTL
     assert credentials.credentials_get("generic", str(connection.pk)) is None  # reloaded
 
 
