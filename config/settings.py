@@ -187,6 +187,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_in": str(_queue_dir),
         "data_folder_out": str(_queue_dir),
         "processed_folder": str(VAR_DIR / "queue-processed"),
+        "control_folder": str(VAR_DIR / "queue-control"),
         "store_processed": False,
     }
     _queue_dir.mkdir(parents=True, exist_ok=True)
