@@ -26,9 +26,11 @@ from integrations.ats.base import (
     SigningKey,
     StoredDelivery,
     Verification,
+    ats_id,
     body_hmac_hex,
     body_sha256,
     dig,
+    event_id,
     refused,
 )
 from integrations.models import ReasonOutcome
@@ -70,13 +72,16 @@ def _text(value: Any) -> str:
 
 
 def _need(data: Any, path: str, where: str) -> str:
-    """A non-empty string (or number) at `path` of `data`; DeliveryInvalid names `where.path`."""
+    """A non-empty id (string or number) at `path` of `data`; DeliveryInvalid names it."""
     value = dig(data, path)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    if not _text(value):
+    if value is None or (isinstance(value, str) and not value.strip()):
         raise DeliveryInvalid(f"{where}.{path}", "This field is required.")
-    return value.strip()
+    return ats_id(value, f"{where}.{path}")
+
+
+def _objects(value: Any) -> list[dict]:
+    """The objects of a JSON array; anything else (a number, a string, null) has none."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
 def _when(value: Any, received_at: datetime, derived: list[str]) -> str:
@@ -105,7 +110,7 @@ class _Delivery:
         if derived:
             details["derived"] = sorted(set(derived))
         return {
-            "id": f"{base_id or self.base_id}:{kind}"[:200],
+            "id": event_id(base_id or self.base_id, kind),
             "kind": kind,
             "occurred_at": occurred_at,
             **{key: value for key, value in parts.items() if value is not None},
@@ -134,7 +139,7 @@ class AshbyAdapter(AtsAdapter):
         key = action_id or f"sha256:{body_sha256(inbound.body)}"
         return Envelope(
             event_type=action.strip()[:120],
-            dedupe_key=f"{action.strip()}:{key}"[:300],
+            dedupe_key=f"{action.strip()}:{key}",
             is_ping=action.strip() == "ping",
         )
 
@@ -343,7 +348,7 @@ class AshbyAdapter(AtsAdapter):
         offer_status = _text(offer.get("offerStatus"))
         latest = offer.get("latestVersion")
         if not isinstance(latest, dict):
-            versions = [v for v in offer.get("versions") or [] if isinstance(v, dict)]
+            versions = _objects(offer.get("versions"))
             latest = versions[-1] if versions else {}
         wanted: list[tuple[str, Any]] = []
         if latest.get("approvalStatus") == "Approved":
@@ -397,8 +402,8 @@ class AshbyAdapter(AtsAdapter):
         )
         starts = sorted(
             e["startTime"]
-            for e in schedule.get("interviewEvents") or []
-            if isinstance(e, dict) and _text(e.get("startTime"))
+            for e in _objects(schedule.get("interviewEvents"))
+            if _text(e.get("startTime"))
         )
         interview = {"id": schedule_id, **({"scheduled_for": starts[0]} if starts else {})}
         when = _when(
@@ -421,9 +426,8 @@ class AshbyAdapter(AtsAdapter):
         for ours, theirs in (("opened_at", "openedAt"), ("closed_at", "closedAt")):
             if _text(job.get(theirs)):
                 ref[ours] = job[theirs]
-        for member in job.get("hiringTeam") or []:
-            role = _text(member.get("role")).lower() if isinstance(member, dict) else ""
-            user = _text(member.get("userId")) if isinstance(member, dict) else ""
+        for member in _objects(job.get("hiringTeam")):
+            role, user = _text(member.get("role")).lower(), _text(member.get("userId"))
             if user and role == "hiring manager":
                 ref["hiring_manager_id"] = user
             elif user and role == "recruiter":

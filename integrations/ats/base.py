@@ -17,13 +17,18 @@ of docs/webhooks.md); `None` means "nothing to record" (ping, test, unknown even
 """
 
 import hashlib
+import hmac
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from failures.events import MAX_ID_LENGTH
 from integrations.signatures import hmac_sha256_hex
+
+# Digits of the longest epoch timestamp we read (milliseconds until the year 5138).
+_EPOCH_DIGITS = 14
 
 
 class DeliveryInvalid(Exception):
@@ -108,31 +113,63 @@ def body_sha256(body: bytes) -> str:
 
 
 def first_matching_key(
-    keys: list[SigningKey], scheme: str, expected: str, compute: Any
+    keys: list[SigningKey], scheme: str, expected: str | list[str], compute: Any
 ) -> Verification:
-    """Verification by the first key whose `compute(key.value)` equals `expected`.
+    """Verification by the first key whose `compute(key.value)` equals one of `expected`.
 
-    `compute` returns the signature that key would have made; the comparison is constant
-    time, and every key is tried (no early exit that would tell which one came close).
+    `compute` returns the signature that key would have made; `expected` is what the
+    request carries (several signatures when a vendor sends one per key it holds). Every
+    key is compared with every given signature in constant time, without an early exit
+    that would tell which key came close. A key without a value never verifies.
     """
-    import hmac as _hmac
-
+    given = [expected] if isinstance(expected, str) else expected
+    given_bytes = [value.encode("utf-8", "surrogatepass") for value in given if value]
     matched: SigningKey | None = None
     for key in keys:
-        if _hmac.compare_digest(compute(key.value).encode(), expected.encode()) and not matched:
-            matched = key
+        if not key.value:
+            continue
+        made = compute(key.value).encode()
+        for value in given_bytes:
+            if hmac.compare_digest(made, value) and matched is None:
+                matched = key
     if matched is None:
         return refused()
     return Verification(ok=True, key_label=matched.label, scheme=scheme)
 
 
-def body_hmac_hex(keys: list[SigningKey], scheme: str, given: str | None, body: bytes):
+def body_hmac_hex(
+    keys: list[SigningKey], scheme: str, given: str | None, body: bytes
+) -> Verification:
     """Verify a header carrying the hex HMAC-SHA256 of the raw body (case-insensitive hex)."""
-    if not given:
+    if not given or not given.strip():
         return refused()
     return first_matching_key(
         keys, scheme, given.strip().lower(), lambda secret: hmac_sha256_hex(secret, body)
     )
+
+
+def epoch_seconds(value: Any) -> int | None:
+    """Epoch seconds (or milliseconds) as a vendor sends them: a JSON integer or a string of
+    ASCII digits, else None. Refuses what `int()` would wrongly accept or choke on (other
+    scripts' digits, `1_000`, signs, spaces, thousands of digits)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if not (0 < len(text) <= _EPOCH_DIGITS and text.isascii() and text.isdigit()):
+            return None
+        return int(text)
+    if isinstance(value, int) and 0 <= value < 10**_EPOCH_DIGITS:
+        return value
+    return None
+
+
+def within_window(sent_at: int, now: datetime, window_seconds: int, *, unit: int = 1) -> bool:
+    """Whether `sent_at` (epoch seconds, or milliseconds with unit=1000) lies within
+    `window_seconds` of `now`, in either direction. Integer arithmetic: a huge signed value
+    is simply stale, never an overflow."""
+    now_units = int(now.timestamp() * unit)
+    return abs(now_units - sent_at) <= window_seconds * unit
 
 
 def epoch_to_iso(value: Any, *, milliseconds: bool = False) -> str:
@@ -161,6 +198,33 @@ def require(data: Any, path: str) -> Any:
     if value is None or value == "" or value == {}:
         raise DeliveryInvalid(path, "This field is required.")
     return value
+
+
+def ats_id(value: Any, field: str) -> str:
+    """An id the vendor sent (string or number), as text; DeliveryInvalid naming the field.
+
+    Never truncated: two different ids cut to one would merge two applications.
+    """
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).strip():
+        raise DeliveryInvalid(field, "Must be a non-empty string or number.")
+    text = str(value).strip()
+    if len(text) > MAX_ID_LENGTH:
+        raise DeliveryInvalid(field, f"At most {MAX_ID_LENGTH} characters.")
+    return text
+
+
+def event_id(*parts: str) -> str:
+    """A canonical event id from its parts (vendor, dedupe key, kind...) joined by ':'.
+
+    Deterministic per delivery, so processing it twice records nothing twice. An id longer
+    than the event log takes keeps a readable head and gains the SHA-256 of the whole:
+    truncating alone would give two deliveries one id and drop the second's events.
+    """
+    text = ":".join(parts)
+    if len(text) <= MAX_ID_LENGTH:
+        return text
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{text[: MAX_ID_LENGTH - 72]}…sha256:{digest}"
 
 
 class AtsAdapter:

@@ -117,10 +117,3 @@ def stage_move_event(
         "stage": {"name": stage.name, "category": stage.category},
         "details": details,
     }
-
-
-def ats_id(value: Any, field: str) -> str:
-    """An id the vendor sent (string or number), as text; DeliveryInvalid naming the field."""
-    if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).strip():
-        raise DeliveryInvalid(field, "Must be a non-empty string or number.")
-    return str(value).strip()[:200]

@@ -45,10 +45,11 @@ from integrations.ats.base import (
     SigningKey,
     StoredDelivery,
     Verification,
+    ats_id,
     body_hmac_hex,
     require,
 )
-from integrations.ats.candidate_events import ats_id, event_id_prefix, timestamp
+from integrations.ats.candidate_events import event_id_prefix, timestamp
 
 SIGNATURE_HEADER = "X-Checkr-Signature"
 SYSTEM = "checkr"

@@ -26,9 +26,11 @@ from integrations.ats.base import (
     SigningKey,
     StoredDelivery,
     Verification,
+    ats_id,
     body_hmac_hex,
     body_sha256,
     dig,
+    event_id,
     refused,
     require,
 )
@@ -87,9 +89,9 @@ def _first(items: Any) -> dict:
     return {}
 
 
-def _job_ref(job: dict) -> dict:
+def _job_ref(job: dict, field: str) -> dict:
     """The canonical job of a Greenhouse job object (ids, title, department, dates)."""
-    ref: dict[str, Any] = {"id": str(job["id"])}
+    ref: dict[str, Any] = {"id": ats_id(job.get("id"), field)}
     if title := _text(job.get("name")):
         ref["title"] = title
     if department := _text(_first(job.get("departments")).get("name")):
@@ -120,16 +122,16 @@ class GreenhouseAdapter(AtsAdapter):
             raise DeliveryInvalid("action", "This field is required.")
         action = action.strip()
         is_ping = action == PING_ACTION
-        event_id = (inbound.headers.get(EVENT_ID_HEADER) or "").strip()
-        if not event_id:
+        delivery_id = (inbound.headers.get(EVENT_ID_HEADER) or "").strip()
+        if not delivery_id:
             if not is_ping:
                 raise DeliveryInvalid(EVENT_ID_HEADER, "This header is required.")
             # A ping is answered whatever it carries: Greenhouse disables a web hook whose
             # ping fails. Identical pings are one delivery.
-            event_id = f"ping:{body_sha256(inbound.body)}"
+            delivery_id = f"ping:{body_sha256(inbound.body)}"
         if action in MAPPED_ACTIONS and not isinstance(payload.get("payload"), dict):
             raise DeliveryInvalid("payload", "Must be a JSON object.")
-        return Envelope(event_type=action[:120], dedupe_key=event_id[:300], is_ping=is_ping)
+        return Envelope(event_type=action[:120], dedupe_key=delivery_id, is_ping=is_ping)
 
     def verify(self, inbound: Inbound, keys: list[SigningKey], now: datetime) -> Verification:
         given = (inbound.headers.get(SIGNATURE_HEADER) or "").strip()
@@ -173,7 +175,7 @@ class _Mapping:
         if self.derived:
             details["derived"] = sorted(set(self.derived))
         return {
-            "id": parts.pop("event_id", f"greenhouse:{self.delivery.dedupe_key}")[:200],
+            "id": parts.pop("event_id", None) or event_id("greenhouse", self.delivery.dedupe_key),
             "kind": kind,
             "occurred_at": occurred_at,
             **{key: value for key, value in parts.items() if value is not None},
@@ -204,7 +206,7 @@ class _Mapping:
         app = require(self.body, "payload.application")
         if not isinstance(app, dict):
             raise DeliveryInvalid("payload.application", "Must be a JSON object.")
-        app_id = str(require(self.body, "payload.application.id"))
+        app_id = ats_id(require(self.body, "payload.application.id"), "payload.application.id")
         known = self.mirror.application(app_id)
         candidate_id = _text(dig(app, "candidate.id"), 200)
         if candidate_id is None:
@@ -291,13 +293,13 @@ class _Mapping:
 
     def job_of(self, app: dict, known: Any) -> dict | None:
         jobs = app.get("jobs")
-        job = None
+        job, field = None, "payload.application.jobs.id"
         if isinstance(jobs, list):
             job = next((j for j in jobs if isinstance(j, dict) and j.get("id") is not None), None)
         if job is None and isinstance(app.get("job"), dict) and app["job"].get("id") is not None:
-            job = app["job"]  # hire_candidate's deprecated single job
+            job, field = app["job"], "payload.application.job.id"  # hire's deprecated job
         if job is not None:
-            ref = _job_ref(job)
+            ref = _job_ref(job, field)
             if "opened_at" not in ref and (opened := _timestamp(job.get("open_date"))):
                 ref["opened_at"] = opened
             return ref
@@ -356,7 +358,7 @@ class _Mapping:
             kind, occurred_at = EventKind.OFFER_EXTENDED, None
         else:
             return None  # a draft not yet sent, or a version deprecated by a newer one
-        app_id = str(require(self.body, "payload.application_id"))
+        app_id = ats_id(require(self.body, "payload.application_id"), "payload.application_id")
         known = self.mirror.application(app_id)
         if known is None:
             raise DeliveryInvalid(
@@ -369,7 +371,7 @@ class _Mapping:
         if job_id is None:
             job_id = known.job_ats_id
             self.derived.append("job.id")
-        offer_id = str(require(self.body, "payload.id"))
+        offer_id = ats_id(require(self.body, "payload.id"), "payload.id")
         version = _text(offer.get("version"), 20) or "1"
         details: dict[str, Any] = {"offer_id": offer_id, "offer_version": version}
         if sent_on:
@@ -379,7 +381,7 @@ class _Mapping:
                 kind,
                 occurred_at=occurred_at,
                 # One offer version reaches each state once, whichever delivery tells us.
-                event_id=f"greenhouse:offer:{offer_id}:v{version}:{kind}",
+                event_id=event_id("greenhouse", "offer", offer_id, f"v{version}", kind),
                 application={"id": app_id, "candidate_id": known.candidate_ats_id},
                 job={"id": job_id},
                 details=details,
@@ -392,8 +394,7 @@ class _Mapping:
         job = require(self.body, "payload.job")
         if not isinstance(job, dict):
             raise DeliveryInvalid("payload.job", "Must be a JSON object.")
-        require(self.body, "payload.job.id")
-        ref = _job_ref(job)
+        ref = _job_ref(job, "payload.job.id")
         status = (_text(job.get("status")) or "").lower()
         if self.action == "job_created":
             kind = EventKind.JOB_CREATED
@@ -405,7 +406,7 @@ class _Mapping:
         return [self.event(kind, occurred_at=occurred_at, job=ref, details={"status": status})]
 
     def interview_deleted(self) -> list[dict] | None:
-        interview_id = str(require(self.body, "payload.interview.id"))
+        interview_id = ats_id(require(self.body, "payload.interview.id"), "payload.interview.id")
         known = self.mirror.interview_application(interview_id)
         if known is None:
             return None  # an interview we never heard of: nothing to cancel

@@ -28,10 +28,14 @@ from integrations.ats.base import (
     SigningKey,
     StoredDelivery,
     Verification,
+    ats_id,
+    epoch_seconds,
     epoch_to_iso,
+    event_id,
     first_matching_key,
     refused,
     require,
+    within_window,
 )
 from integrations.ats.mirror import Mirror
 from integrations.signatures import hmac_sha256_hex
@@ -55,22 +59,12 @@ _OUTCOME_KINDS = {
 }
 
 
-def _epoch_ms(value: Any) -> int | None:
-    """triggeredAt as Lever sends it (a JSON integer; a string of digits is tolerated)."""
-    if isinstance(value, bool):
+def _text(value: Any) -> str | None:
+    """A string or number as text, else None. Not truncated: an id too long for the event
+    log fails the delivery naming its field, where a cut id would merge two."""
+    if value is None or isinstance(value, (dict, list, bool, float)):
         return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return None
-
-
-def _text(value: Any, limit: int = 200) -> str | None:
-    if value is None or isinstance(value, (dict, list, bool)):
-        return None
-    text = str(value).strip()
-    return text[:limit] or None
+    return str(value).strip() or None
 
 
 class LeverAdapter(AtsAdapter):
@@ -89,14 +83,14 @@ class LeverAdapter(AtsAdapter):
             value = payload.get(key)
             if not isinstance(value, str) or not value.strip():
                 raise DeliveryInvalid(key, "This field is required.")
-        if _epoch_ms(payload.get("triggeredAt")) is None:
+        if epoch_seconds(payload.get("triggeredAt")) is None:
             raise DeliveryInvalid("triggeredAt", "Must be epoch milliseconds (an integer).")
         data = payload.get("data")
         if data is not None and not isinstance(data, dict):
             raise DeliveryInvalid("data", "Must be a JSON object.")
         return Envelope(
             event_type=payload["event"].strip()[:120],
-            dedupe_key=payload["token"].strip()[:300],
+            dedupe_key=payload["token"].strip(),
             is_ping=not data,  # the settings page's test request: "data": {}
         )
 
@@ -106,7 +100,9 @@ class LeverAdapter(AtsAdapter):
         if not isinstance(signature, str) or not signature.strip():
             return refused()
         triggered = payload["triggeredAt"]
-        plain = f"{payload['token']}{triggered}".encode()  # exactly as Lever concatenates
+        # Exactly as Lever concatenates; a lone surrogate (a JSON escape) cannot verify, and
+        # must not crash the encoding either.
+        plain = f"{payload['token']}{triggered}".encode("utf-8", "surrogatepass")
         verification = first_matching_key(
             keys,
             "HMAC of token + triggeredAt",
@@ -115,8 +111,8 @@ class LeverAdapter(AtsAdapter):
         )
         if not verification.ok:
             return verification
-        window_ms = settings.FAILTRACK_REPLAY_WINDOW_SECONDS * 1000
-        if abs(now.timestamp() * 1000 - _epoch_ms(triggered)) > window_ms:  # type: ignore[operator]
+        window = settings.FAILTRACK_REPLAY_WINDOW_SECONDS
+        if not within_window(epoch_seconds(triggered) or 0, now, window, unit=1000):
             return refused("Stale triggeredAt: outside the replay window.")
         return verification
 
@@ -138,7 +134,7 @@ class _Mapping:
         self.derived: list[str] = []
 
     def events(self) -> list[dict] | None:
-        opportunity_id = str(require(self.body, "data.opportunityId"))
+        opportunity_id = ats_id(require(self.body, "data.opportunityId"), "data.opportunityId")
         self.known = self.mirror.application(opportunity_id)
         self.parts = {
             "application": {"id": opportunity_id, "candidate_id": self.candidate_id()},
@@ -165,7 +161,7 @@ class _Mapping:
         # Lever documents an event UID (`id`); the one-time token stands in when it is absent.
         base = _text(self.body.get("id")) or self.delivery.dedupe_key
         return {
-            "id": f"lever:{base}{f':{suffix}' if suffix else ''}"[:200],
+            "id": event_id("lever", base, *([suffix] if suffix else [])),
             "kind": kind,
             "occurred_at": occurred_at,
             **self.parts,
@@ -195,7 +191,7 @@ class _Mapping:
         return {"id": PLACEHOLDER_JOB_ID, "title": PLACEHOLDER_JOB_TITLE}
 
     def stage_change(self, occurred_at: str) -> dict:
-        to_stage = str(require(self.body, "data.toStageId"))
+        to_stage = ats_id(require(self.body, "data.toStageId"), "data.toStageId")
         resolved = self.mirror.stage(to_stage)
         if resolved.category is None:
             raise DeliveryInvalid(
@@ -242,8 +238,8 @@ class _Mapping:
         reason = _text(archived.get("reason"))
         if reason is None:
             raise DeliveryInvalid("data.toArchived.reason", "This field is required.")
-        archived_at = _epoch_ms(archived.get("archivedAt")) or 0
-        triggered_at = _epoch_ms(self.body["triggeredAt"]) or 0
+        archived_at = epoch_seconds(archived.get("archivedAt")) or 0
+        triggered_at = epoch_seconds(self.body["triggeredAt"]) or 0
         # archivedAt is not signed: only a time no later than the signed triggeredAt counts.
         if 0 < archived_at <= triggered_at:
             occurred_at = epoch_to_iso(archived_at, milliseconds=True)

@@ -37,12 +37,12 @@ from integrations.ats.base import (
     SigningKey,
     StoredDelivery,
     Verification,
+    ats_id,
     body_hmac_hex,
     dig,
     require,
 )
 from integrations.ats.candidate_events import (
-    ats_id,
     disqualification_events,
     event_id_prefix,
     stage_move_event,

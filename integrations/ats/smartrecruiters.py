@@ -30,7 +30,11 @@ from integrations.ats.base import (
     SigningKey,
     StoredDelivery,
     Verification,
+    epoch_seconds,
+    event_id,
+    first_matching_key,
     refused,
+    within_window,
 )
 from integrations.models import ReasonOutcome
 
@@ -132,12 +136,12 @@ class SmartRecruitersAdapter(AtsAdapter):
         if not isinstance(inbound.payload, dict):
             raise DeliveryInvalid("body", "Must be a JSON object.")
         name = (inbound.headers.get("event-name") or "").strip()
-        event_id = (inbound.headers.get("event-id") or "").strip()
+        delivery_id = (inbound.headers.get("event-id") or "").strip()
         if not name:
             raise DeliveryInvalid("event-name", "This header is required.")
-        if not event_id:
+        if not delivery_id:
             raise DeliveryInvalid("event-id", "This header is required.")
-        return Envelope(event_type=name[:120], dedupe_key=event_id[:300])
+        return Envelope(event_type=name[:120], dedupe_key=delivery_id)
 
     def verify(self, inbound: Inbound, keys: list[SigningKey], now: datetime) -> Verification:
         header = inbound.headers.get(SIGNATURE_HEADER) or ""
@@ -150,21 +154,20 @@ class SmartRecruitersAdapter(AtsAdapter):
         if not given or not timestamp:
             return refused()
         signed = {name: inbound.headers.get(name) or "" for name in SIGNED_HEADERS}
-        matched: SigningKey | None = None
-        for key in keys:  # every key against every segment: no early exit
-            expected = v1_signature(key.value, timestamp, inbound.body, signed).encode()
-            for candidate in given:
-                if hmac.compare_digest(expected, candidate.encode()) and matched is None:
-                    matched = key
-        if matched is None:
-            return refused()
-        try:
-            sent_at = int(timestamp)
-        except ValueError:
+        verification = first_matching_key(
+            keys,
+            "v1 HMAC (smartrecruiters)",
+            given,
+            lambda secret: v1_signature(secret, timestamp, inbound.body, signed),
+        )
+        if not verification.ok:
+            return verification
+        sent_at = epoch_seconds(timestamp)
+        if sent_at is None:
             return refused("Invalid smartrecruiters-timestamp header.")
-        if abs(now.timestamp() - sent_at) > settings.FAILTRACK_REPLAY_WINDOW_SECONDS:
+        if not within_window(sent_at, now, settings.FAILTRACK_REPLAY_WINDOW_SECONDS):
             return refused("Stale smartrecruiters-timestamp: outside the replay window.")
-        return Verification(ok=True, key_label=matched.label, scheme="v1 HMAC (smartrecruiters)")
+        return verification
 
     def to_events(self, delivery: StoredDelivery, mirror: Any) -> list[dict] | None:
         name = delivery.event_type
@@ -192,7 +195,7 @@ class SmartRecruitersAdapter(AtsAdapter):
         derived = [*derived, "occurred_at"]
         details["derived"] = sorted(set(derived))
         return {
-            "id": f"smartrecruiters:{delivery.dedupe_key}:{kind}"[:200],
+            "id": event_id("smartrecruiters", delivery.dedupe_key, kind),
             "kind": kind,
             "occurred_at": delivery.received_at.isoformat(),
             **parts,
@@ -302,7 +305,7 @@ class SmartRecruitersAdapter(AtsAdapter):
         if offer_id:
             # Every offer.updated repeats the offer's status: one offer sent, accepted or
             # declined is one fact, so the id names the offer rather than the callback.
-            event["id"] = f"smartrecruiters:offer:{offer_id}:{kind}"[:200]
+            event["id"] = event_id("smartrecruiters", "offer", offer_id, kind)
         return [event]
 
     def _interview(self, delivery: StoredDelivery, mirror: Any) -> list[dict]:

@@ -14,7 +14,6 @@
 
 import base64
 import binascii
-import hmac
 from datetime import datetime
 from typing import Any
 
@@ -30,7 +29,11 @@ from integrations.ats.base import (
     StoredDelivery,
     Verification,
     body_sha256,
+    epoch_seconds,
+    event_id,
+    first_matching_key,
     refused,
+    within_window,
 )
 from integrations.models import ReasonOutcome
 from integrations.signatures import hmac_sha256_hex
@@ -133,27 +136,26 @@ class TeamtailorAdapter(AtsAdapter):
             key = f"{name or 'unknown'}:{_text(data.get('type'))}:{resource_id}:{updated}"
         else:
             key = f"{name or 'unknown'}:sha256:{body_sha256(inbound.body)}"
-        return Envelope(event_type=(name or "unknown")[:120], dedupe_key=key[:300])
+        return Envelope(event_type=(name or "unknown")[:120], dedupe_key=key)
 
     def verify(self, inbound: Inbound, keys: list[SigningKey], now: datetime) -> Verification:
         timestamp, given = parse_signature(inbound.headers.get(SIGNATURE_HEADER) or "")
         if not timestamp or not given:
             return refused()
-        matched: SigningKey | None = None
-        for key in keys:  # every key against every signature: no early exit
-            expected = sign(key.value, timestamp, inbound.body).encode()
-            for candidate in given:
-                if hmac.compare_digest(expected, candidate.encode()) and matched is None:
-                    matched = key
-        if matched is None:
-            return refused()
-        try:
-            sent_at = int(timestamp)
-        except ValueError:
+        verification = first_matching_key(
+            keys,
+            "v2 HMAC (TT-Signature)",
+            given,
+            lambda secret: sign(secret, timestamp, inbound.body),
+        )
+        if not verification.ok:
+            return verification
+        sent_at = epoch_seconds(timestamp)
+        if sent_at is None:
             return refused("Invalid timestamp in TT-Signature.")
-        if abs(now.timestamp() - sent_at) > settings.FAILTRACK_REPLAY_WINDOW_SECONDS:
+        if not within_window(sent_at, now, settings.FAILTRACK_REPLAY_WINDOW_SECONDS):
             return refused("Stale TT-Signature timestamp: outside the replay window.")
-        return Verification(ok=True, key_label=matched.label, scheme="v2 HMAC (TT-Signature)")
+        return verification
 
     def to_events(self, delivery: StoredDelivery, mirror: Any) -> list[dict] | None:
         name, data = resource(delivery.payload)
@@ -188,7 +190,7 @@ class TeamtailorAdapter(AtsAdapter):
         if derived:
             details["derived"] = sorted(set(derived))
         return {
-            "id": f"teamtailor:{delivery.dedupe_key}:{kind}"[:200],
+            "id": event_id("teamtailor", delivery.dedupe_key, kind),
             "kind": kind,
             "occurred_at": occurred_at,
             **parts,

@@ -34,6 +34,7 @@ from integrations.ats.base import (
     SigningKey,
     StoredDelivery,
     Verification,
+    ats_id,
     body_hmac_hex,
     body_sha256,
     dig,
@@ -42,7 +43,6 @@ from integrations.ats.base import (
     require,
 )
 from integrations.ats.candidate_events import (
-    ats_id,
     disqualification_events,
     event_id_prefix,
     stage_move_event,
@@ -77,7 +77,7 @@ class WorkableAdapter(AtsAdapter):
             dedupe_key = f"{event_type}:{candidate}:{fired_at}"
         else:
             dedupe_key = f"{event_type}:{payload.get('id') or body_sha256(inbound.body)}"
-        return Envelope(event_type=event_type[:120], dedupe_key=dedupe_key[:300])
+        return Envelope(event_type=event_type[:120], dedupe_key=dedupe_key)
 
     def verify(self, inbound: Inbound, keys: list[SigningKey], now: datetime) -> Verification:
         given = (inbound.headers.get(SIGNATURE_HEADER) or "").strip()
