@@ -17,6 +17,7 @@ The migrations that convert the tables call `table_partition_by_month` and
 
 import logging
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -117,24 +118,45 @@ def partitions_ensure(
     wanted = {month_add(current, n) for n in range(max(0, months_ahead) + 1)}
     created: list[PartitionCreated] = []
     for spec in MONTHLY_TABLES:
-        with transaction.atomic(), connection.cursor() as cursor:
-            if not _is_partitioned(cursor, spec.table):
-                logger.warning("partitions: %s is not partitioned; skipped", spec.table)
+        created += _months_ensure(spec, wanted, from_default=True)
+    return created
+
+
+def partition_months_ensure(table: str, months: Iterable[date]) -> list[PartitionCreated]:
+    """Create the given months of one monthly table if missing (e.g. before a backfill).
+
+    A bulk import of past events calls this with the months of its file first, so the rows
+    go straight into their month instead of through DEFAULT.
+    """
+    if not partitioning_active():
+        return []
+    return _months_ensure(monthly_table(table), {date(m.year, m.month, 1) for m in months})
+
+
+def _months_ensure(
+    spec: MonthlyTable, months: set[date], *, from_default: bool = False
+) -> list[PartitionCreated]:
+    created: list[PartitionCreated] = []
+    with transaction.atomic(), connection.cursor() as cursor:
+        if not _is_partitioned(cursor, spec.table):
+            logger.warning("partitions: %s is not partitioned; skipped", spec.table)
+            return []
+        _lock(cursor, spec.table)
+        existing = {name for name, _, _ in _children(cursor, spec.table)}
+        if from_default:
+            months = months | _months_in_default(cursor, spec)
+        for month in sorted(months):
+            name = partition_name(spec.table, month)
+            if name in existing:
                 continue
-            _lock(cursor, spec.table)
-            existing = {name for name, _, _ in _children(cursor, spec.table)}
-            for month in sorted(wanted | _months_in_default(cursor, spec)):
-                name = partition_name(spec.table, month)
-                if name in existing:
-                    continue
-                moved = _partition_create(cursor, spec, month)
-                logger.info(
-                    "partition created table=%s partition=%s moved_from_default=%d",
-                    spec.table,
-                    name,
-                    moved,
-                )
-                created.append(PartitionCreated(spec.table, name, month, moved))
+            moved = _partition_create(cursor, spec, month)
+            logger.info(
+                "partition created table=%s partition=%s moved_from_default=%d",
+                spec.table,
+                name,
+                moved,
+            )
+            created.append(PartitionCreated(spec.table, name, month, moved))
     return created
 
 

@@ -17,6 +17,7 @@ from failures.partitions import (
     month_of,
     partition_drop,
     partition_list,
+    partition_months_ensure,
     partitions_drop_before,
     partitions_ensure,
 )
@@ -190,6 +191,21 @@ def test_the_new_month_takes_its_rows_out_of_default(connection):
     assert _partition_of(EVENTS, backfilled.pk) == f"{EVENTS}_p2019_02"
     assert _partition_of(DELIVERIES, delivery_id) == f"{DELIVERIES}_p2031_07"
     assert RecruitingEvent.objects.filter(pk__in=[stray.pk, backfilled.pk]).count() == 2
+
+
+@pytest.mark.django_db
+def test_a_backfill_can_prepare_its_months_so_rows_skip_default(connection):
+    months = [date(2018, 1, 1), date(2018, 2, 14)]
+
+    created = partition_months_ensure(EVENTS, months)
+    row = _event_row(connection, datetime(2018, 2, 28, 23, 0, tzinfo=UTC), "backfill")
+
+    assert [p.name for p in created] == [f"{EVENTS}_p2018_01", f"{EVENTS}_p2018_02"]
+    assert _partition_of(EVENTS, row.pk) == f"{EVENTS}_p2018_02"
+    assert partition_months_ensure(EVENTS, months) == []
+    assert f"{DELIVERIES}_p2018_01" not in _names(DELIVERIES)
+    with pytest.raises(PartitionError, match="not a monthly partitioned table"):
+        partition_months_ensure("failures_application", months)
 
 
 @pytest.mark.django_db
