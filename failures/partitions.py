@@ -409,6 +409,7 @@ def _table_rebuild(cursor: Any, q: Any, table: str, *, partition_column: str | N
     Returns the name the old table now has; _rows_copy fills the successor and drops it.
     """
     old = f"{table}__old"
+    _constraints_settle(cursor)
     cursor.execute(
         "SELECT conname, conrelid::regclass::text FROM pg_constraint "
         "WHERE confrelid = to_regclass(%s) AND contype = 'f' AND conrelid <> confrelid",
@@ -509,6 +510,7 @@ def _rows_copy(cursor: Any, q: Any, old: str, table: str) -> None:
             cursor.execute(f"SELECT last_value, is_called FROM {old_sequence}")
             last_value, is_called = cursor.fetchone()
             cursor.execute("SELECT setval(%s, %s, %s)", [new_sequence, last_value, is_called])
+    _constraints_settle(cursor)
     cursor.execute(f"DROP TABLE {q(old)}")
 
 
@@ -557,12 +559,17 @@ def _months_in_default(cursor: Any, spec: MonthlyTable) -> set[date]:
 
 
 def _lock(cursor: Any, table: str) -> None:
-    """Serialise partition work on one table (two beat runs, an operator's command).
-
-    Also fires the deferred foreign-key checks pending in this transaction (none in a fresh
-    one): PostgreSQL refuses to alter a table that still has pending trigger events.
-    """
+    """Serialise partition work on one table (two beat runs, an operator's command)."""
     cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"partitions:{table}"])
+    _constraints_settle(cursor)
+
+
+def _constraints_settle(cursor: Any) -> None:
+    """Fire the deferred foreign-key checks pending in this transaction, keep deferring later.
+
+    PostgreSQL refuses to alter or drop a table with pending trigger events (rows written
+    earlier in the same transaction); in a fresh transaction this does nothing.
+    """
     cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
     cursor.execute("SET CONSTRAINTS ALL DEFERRED")
 
