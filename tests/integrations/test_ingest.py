@@ -41,6 +41,7 @@ from integrations.ingest import (
     spool_drain,
 )
 from integrations.models import DeliveryKey, DeliveryState, InboundDelivery
+from integrations.publisher import processing_publisher
 from integrations.spool import SpooledDelivery, spool_files, spool_lock, spool_write
 from tests.conftest import sign
 
@@ -544,6 +545,7 @@ def test_delivery_enqueue_publishes_to_the_broker(connection, make_event):
     celery_app.control.purge()
 
     ingest.delivery_enqueue(receipt.delivery_id)
+    processing_publisher.flush(10)  # in case it was gathered for a batch
 
     assert celery_app.control.purge() == 1
 

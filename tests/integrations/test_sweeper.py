@@ -12,6 +12,7 @@ from config.celery import app as celery_app
 from failures.models import RecruitingEvent
 from integrations.ingest import broker_backoff, deliveries_sweep, delivery_store
 from integrations.models import DeliveryState, InboundDelivery
+from integrations.publisher import processing_publisher
 from integrations.spool import SpooledDelivery, spool_files, spool_write
 from integrations.tasks import deliveries_sweep_task
 
@@ -22,9 +23,15 @@ def _isolated(settings, tmp_path):
     settings.FAILTRACK_SPOOL_DIR = tmp_path / "spool"
     settings.FAILTRACK_SWEEP_AFTER_SECONDS = 0
     broker_backoff.reset()
-    celery_app.control.purge()
+    lose_queued_messages()
     yield
-    celery_app.control.purge()
+    lose_queued_messages()
+
+
+def lose_queued_messages() -> int:
+    """Drop every queued message (after the publisher sent what it gathered); how many."""
+    processing_publisher.flush(10)
+    return celery_app.control.purge()
 
 
 def stored_without_a_task(connection, event: dict, received_at=None) -> int:
@@ -72,7 +79,7 @@ def test_a_real_worker_processes_what_the_sweeper_finds(connection, make_event):
         )
     )
     # The delivery's own message is lost (a broker restart without persistence, say).
-    assert celery_app.control.purge() == 1
+    assert lose_queued_messages() == 1
     assert InboundDelivery.objects.get(pk=delivery_id).state == DeliveryState.RECEIVED
 
     with start_worker(celery_app, perform_ping_check=False, shutdown_timeout=30):
@@ -97,7 +104,7 @@ def test_the_sweeper_requeues_only_received_deliveries_old_enough(connection, ma
     InboundDelivery.objects.filter(pk=done).update(state=DeliveryState.PROCESSED)
     failed = stored_without_a_task(connection, make_event())
     InboundDelivery.objects.filter(pk=failed).update(state=DeliveryState.FAILED)
-    celery_app.control.purge()
+    assert lose_queued_messages() >= 1
 
     result = deliveries_sweep()
 
@@ -111,7 +118,7 @@ def test_the_sweeper_requeues_only_received_deliveries_old_enough(connection, ma
 def test_a_delivery_requeued_twice_is_recorded_once(connection, make_event):
     event = make_event()
     delivery_id = stored_without_a_task(connection, event)
-    celery_app.control.purge()
+    lose_queued_messages()
 
     with start_worker(celery_app, perform_ping_check=False, shutdown_timeout=30):
         deliveries_sweep_task.delay()
