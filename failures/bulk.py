@@ -31,6 +31,8 @@ earlier interview of the application, or adds or closes a hold dated before an e
 import hashlib
 import json
 import logging
+import queue
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -216,6 +218,10 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
+# Strict JSON (no NaN or Infinity: no database column takes them); one decoder for all lines.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def _unmapped(name: str) -> EventInvalid:
     # The same words as services._stage_category_resolve.
     return EventInvalid(
@@ -240,7 +246,7 @@ def _line_parse(
     if not text:
         return None
     try:
-        data = json.loads(text, parse_constant=_reject_constant)
+        data = _DECODER.decode(text)
     except (ValueError, RecursionError) as exc:
         return LineError(number, "body", f"Malformed JSON: {exc}"[:300])
     try:
@@ -343,8 +349,10 @@ class _Transition:
 class _Chunk:
     """One chunk's state, loaded in a few queries, then changed line by line in memory."""
 
-    def __init__(self, connection: AtsConnection, lines: list[_Line]) -> None:
+    def __init__(self, connection: AtsConnection, lines: list[_Line], detect: bool) -> None:
         self.connection = connection
+        # Snapshots for the detectors are only taken when they will run.
+        self.detect = detect
         self.organization_id = connection.organization_id
         self.lines = lines
         self.recorded: list[_Recorded] = []
@@ -503,8 +511,9 @@ class _Chunk:
         application = self._application_upsert(event, job)
         recorded.application = application
         self._event_apply(application, recorded)
-        recorded.snapshot = dict(application.values)
-        recorded.job = self._job_snapshot(job)
+        if self.detect:
+            recorded.snapshot = dict(application.values)
+            recorded.job = self._job_snapshot(job)
         return recorded
 
     def _application_check(self, event: CanonicalEvent) -> None:
@@ -1077,6 +1086,12 @@ def _chunk_detect(chunk: _Chunk, writer: _Writer, detect: bool) -> int:
         state = item.application
         if state is None or (not versions and not item.reopened):
             continue
+        event = item.line.event
+        if item.reopened:
+            record_pending()
+            _failures_after_reopen(Application(pk=state.pk), event)
+        if not versions:
+            continue
         assert item.job is not None and item.snapshot is not None
         item.job.pk = state.job.pk  # snapshots taken before the job had its id
         application = Application(
@@ -1088,10 +1103,6 @@ def _chunk_detect(chunk: _Chunk, writer: _Writer, detect: bool) -> int:
             job=item.job,
             **item.snapshot,
         )
-        event = item.line.event
-        if item.reopened:
-            record_pending()
-            _failures_after_reopen(application, event)
         context = EventContext(
             event=event,
             application=application,
@@ -1128,7 +1139,7 @@ def _chunk_import(
     for attempt in range(1, CHUNK_ATTEMPTS + 1):
         try:
             with transaction.atomic():
-                chunk = _Chunk(connection, lines)
+                chunk = _Chunk(connection, lines, detect)
                 chunk.apply()
                 _chunk_write(chunk, writer, timezone.now())
                 failures = _chunk_detect(chunk, writer, detect)
@@ -1142,6 +1153,77 @@ def _chunk_import(
     result.duplicates += chunk.duplicates
     result.failures += failures
     return chunk.errors
+
+
+@dataclass
+class _ParsedChunk:
+    lines: list[_Line]
+    errors: list[LineError]
+    counted: int  # non-blank lines
+    consumed: int  # every line, blank ones too
+
+
+class _Parser(threading.Thread):
+    """Reads and validates lines into chunks, ahead of the writer, in a thread of its own.
+
+    Validation is Python work and writing mostly waits for PostgreSQL, so the two overlap.
+    At most two chunks wait in the queue: memory stays bounded. The thread never touches
+    the database.
+    """
+
+    def __init__(self, lines: Iterable[Any], mapping: dict[str, str], chunk_lines: int) -> None:
+        super().__init__(name="bulk-import-parser", daemon=True)
+        self.lines = lines
+        self.mapping = mapping
+        self.chunk_lines = chunk_lines
+        self.limit = line_limit()
+        self.queue: queue.Queue = queue.Queue(maxsize=2)
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        try:
+            chunk = _ParsedChunk([], [], 0, 0)
+            for number, raw in enumerate(self.lines, start=1):
+                if self.stopping.is_set():
+                    return
+                chunk.consumed += 1
+                parsed = _line_parse(raw, number, self.mapping, self.limit)
+                if parsed is None:
+                    continue
+                chunk.counted += 1
+                if isinstance(parsed, LineError):
+                    chunk.errors.append(parsed)
+                    continue
+                chunk.lines.append(parsed)
+                if len(chunk.lines) >= self.chunk_lines:
+                    self._put(chunk)
+                    chunk = _ParsedChunk([], [], 0, 0)
+            self._put(chunk)
+            self._put(None)
+        except BaseException as exc:  # handed to the writer, which raises it
+            self._put(exc)
+
+    def _put(self, item: Any) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def chunks(self) -> Iterator[_ParsedChunk]:
+        self.start()
+        try:
+            while True:
+                item = self.queue.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            self.stopping.set()
+            self.join(timeout=5)
 
 
 def events_import(
@@ -1160,37 +1242,15 @@ def events_import(
     finds what only time reveals, as for webhooks).
     """
     result = ImportResult()
-    mapping = _stage_mapping(connection.organization_id)
-    limit = line_limit()
-    batch: list[_Line] = []
-    consumed = 0
-    errors_in_batch: list[LineError] = []
-
-    def flush() -> None:
-        nonlocal consumed
-        refused = _chunk_import(connection, batch, detect, result) if batch else []
+    parser = _Parser(lines, _stage_mapping(connection.organization_id), chunk_lines)
+    for chunk in parser.chunks():
+        refused = _chunk_import(connection, chunk.lines, detect, result) if chunk.lines else []
         # The chunk's refusals and its parse errors, reported in line order.
-        for error in sorted([*errors_in_batch, *refused], key=lambda e: e.line):
+        for error in sorted([*chunk.errors, *refused], key=lambda e: e.line):
             result.error_add(error)
-        batch.clear()
-        errors_in_batch.clear()
-        if progress is not None and consumed:
-            progress(consumed)
-        consumed = 0
-
-    for number, raw in enumerate(lines, start=1):
-        consumed += 1
-        parsed = _line_parse(raw, number, mapping, limit)
-        if parsed is None:
-            continue
-        result.lines += 1
-        if isinstance(parsed, LineError):
-            errors_in_batch.append(parsed)
-            continue
-        batch.append(parsed)
-        if len(batch) >= chunk_lines:
-            flush()
-    flush()
+        result.lines += chunk.counted
+        if progress is not None and chunk.consumed:
+            progress(chunk.consumed)
     logger.info(
         "bulk import connection=%s lines=%s imported=%s duplicates=%s invalid=%s failures=%s",
         connection.pk,
