@@ -149,3 +149,31 @@ def test_a_page_on_an_origin_the_key_does_not_allow_is_refused(
     # Then the beacon is refused and nothing is stored
     assert answer.value.status == 403
     assert InboundDelivery.objects.count() == 0
+
+
+def test_hiding_the_tab_reports_the_view_and_coming_back_starts_another(
+    live_server, page, ats_site, connection
+):
+    url = _page_with_key(live_server, ats_site, connection, allowed=ats_site.origin)
+    page.goto(url)
+    page.wait_for_function("window.failtrack !== undefined")
+    set_visibility = """state => {
+        Object.defineProperty(document, "visibilityState", {value: state, configurable: true});
+        document.dispatchEvent(new Event("visibilitychange"));
+    }"""
+
+    # When the recruiter switches to another tab, comes back, then the page reports again
+    with page.expect_response(lambda r: "/api/v1/beacon/" in r.url) as first:
+        page.evaluate(set_visibility, "hidden")
+    page.evaluate(set_visibility, "visible")
+    with page.expect_response(lambda r: "/api/v1/beacon/" in r.url) as second:
+        assert page.evaluate("window.failtrack.end()") is True
+
+    # Then two views of the same application are stored, each once
+    assert (first.value.status, second.value.status) == (202, 202)
+    deliveries_process_pending()
+    events = RecruitingEvent.objects.filter(kind="application.viewed")
+    assert events.count() == 2
+    assert {e.payload["details"]["application_id"] for e in events} == {"app-1"}
+    # and nothing is left to report once the view has ended
+    assert page.evaluate("window.failtrack.end()") is False
