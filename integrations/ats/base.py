@@ -27,6 +27,9 @@ from typing import Any
 from failures.events import MAX_ID_LENGTH
 from integrations.signatures import hmac_sha256_hex
 
+# Length of the canonical event ids adapters build: within the event log's MAX_ID_LENGTH,
+# with room for the prefixes of keys derived from an event id (failure dedupe keys).
+_EVENT_ID_BUDGET = MAX_ID_LENGTH - 40
 # Digits of the longest epoch timestamp we read (milliseconds until the year 5138).
 _EPOCH_DIGITS = 14
 
@@ -221,10 +224,10 @@ def event_id(*parts: str) -> str:
     truncating alone would give two deliveries one id and drop the second's events.
     """
     text = ":".join(parts)
-    if len(text) <= MAX_ID_LENGTH:
+    if len(text) <= _EVENT_ID_BUDGET:
         return text
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-    return f"{text[: MAX_ID_LENGTH - 72]}…sha256:{digest}"
+    return f"{text[: _EVENT_ID_BUDGET - 72]}…sha256:{digest}"
 
 
 class AtsAdapter:

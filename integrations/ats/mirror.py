@@ -13,6 +13,19 @@ from failures.models import Application, AtsConnection, Job, StageMapping
 from integrations.models import ConnectionReason, ConnectionStage
 
 
+def _comparable(value: object) -> str | None:
+    """The text of an id or name, or None when PostgreSQL cannot compare it (a NUL, a lone
+    surrogate from a JSON escape): such a key matches no row, it must not crash the lookup."""
+    text = str(value)
+    if "\x00" in text:
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return text
+
+
 @dataclass(frozen=True)
 class KnownApplication:
     """An application as our mirror knows it."""
@@ -49,6 +62,8 @@ class Mirror:
         the unmapped stage shows in the admin).
         """
         key = (ats_stage or "").strip()
+        if _comparable(key) is None:
+            return StageName(name=key, category=None)
         if key.lower() not in self._stages:
             row = (
                 ConnectionStage.objects.filter(connection=self.connection)
@@ -72,7 +87,7 @@ class Mirror:
     def reason_outcome(self, ats_reason: str) -> str | None:
         """rejected / withdrawn / declined / hired for a mapped reason id or text, else None."""
         key = (ats_reason or "").strip().lower()
-        if not key:
+        if not key or _comparable(key) is None:
             return None
         if key not in self._reasons:
             row = (
@@ -86,6 +101,8 @@ class Mirror:
 
     def application(self, ats_id: str) -> KnownApplication | None:
         """What earlier events recorded about an application, or None if never seen."""
+        if _comparable(ats_id) is None:
+            return None
         row = (
             Application.objects.filter(connection_id=self.connection.pk, ats_id=str(ats_id))
             .values_list(
@@ -101,6 +118,8 @@ class Mirror:
         return KnownApplication(*row) if row else None
 
     def job_exists(self, ats_id: str) -> bool:
+        if _comparable(ats_id) is None:
+            return False
         return Job.objects.filter(connection_id=self.connection.pk, ats_id=str(ats_id)).exists()
 
     # --- Added for vendors that omit stages' categories or know candidates only (Workable,
@@ -138,6 +157,8 @@ class Mirror:
 
         if not key.isidentifier():
             raise ValueError(f"Not a details key: {key!r}")
+        if _comparable(value) is None:
+            return None
         row = (
             RecruitingEvent.objects.filter(
                 connection_id=self.connection.pk,
@@ -163,6 +184,8 @@ class Mirror:
         For add-on systems (background checks) whose own connection knows no jobs: the
         ATS connection that owns the application does. Never looks outside the tenant.
         """
+        if _comparable(ats_id) is None:
+            return None
         row = (
             Application.objects.filter(
                 organization_id=self.connection.organization_id, ats_id=str(ats_id)
@@ -185,6 +208,8 @@ class Mirror:
         """Whether an error of `system` is recorded, not yet recovered, for the application."""
         from failures.models import IntegrationError
 
+        if _comparable(application_ats_id) is None:
+            return False
         return IntegrationError.objects.filter(
             application__connection_id=self.connection.pk,
             application__ats_id=str(application_ats_id),
@@ -199,6 +224,8 @@ class Mirror:
         """The application an interview of this connection belongs to, if it was recorded."""
         from failures.models import Interview
 
+        if _comparable(interview_ats_id) is None:
+            return None
         row = (
             Interview.objects.filter(
                 application__connection_id=self.connection.pk, ats_id=str(interview_ats_id)
@@ -221,6 +248,8 @@ class Mirror:
         from failures.choices import StageCategory
         from failures.models import StageTransition
 
+        if _comparable(ats_id) is None:
+            return None
         row = (
             StageTransition.objects.filter(
                 application__connection_id=self.connection.pk, application__ats_id=str(ats_id)
@@ -235,7 +264,7 @@ class Mirror:
     def reason_name(self, ats_reason: str) -> str | None:
         """The name an operator gave a mapped reason id (for compliance exclusions), if any."""
         key = (ats_reason or "").strip().lower()
-        if not key:
+        if not key or _comparable(key) is None:
             return None
         row = (
             ConnectionReason.objects.filter(connection=self.connection)
