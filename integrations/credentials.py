@@ -5,23 +5,52 @@ database is down. Fresh entries are reused for `FAILTRACK_CREDENTIALS_FRESH_SECO
 (default 30); when the database cannot be reached an entry of any age is used (the keys
 were valid when last read, and refusing would lose deliveries of vendors that do not
 retry). A connection this process never read cannot be verified then: the view answers 503.
+
+`database_backoff` is this process's memory that the database just failed: for a moment
+nobody waits on it again (a connection attempt to an unreachable server lasts up to
+connect_timeout), cached keys of any age are used and deliveries go straight to the spool.
 """
 
+import threading
 import time
 import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, InterfaceError, OperationalError
 
 from failures.models import AtsConnection
 from integrations.ats.base import SigningKey
 
 DEFAULT_FRESH_SECONDS = 30.0
+# After the database failed, it is not tried again by this process for this long (seconds).
+DATABASE_BACKOFF_SECONDS = 2.0
 
 # (vendor, connection id) -> (when it was read, what was read); one dict, so that a reader
 # in another thread never sees an entry without its time.
 _cache: dict[tuple[str, str], tuple[float, "ConnectionCredentials | None"]] = {}
+
+
+class Backoff:
+    """A per-process "do not try before" time, shared by the threads of a process."""
+
+    def __init__(self) -> None:
+        self._until = 0.0
+        self._lock = threading.Lock()
+
+    def active(self) -> bool:
+        return time.monotonic() < self._until
+
+    def start(self, seconds: float) -> None:
+        with self._lock:
+            self._until = time.monotonic() + seconds
+
+    def reset(self) -> None:
+        with self._lock:
+            self._until = 0.0
+
+
+database_backoff = Backoff()
 
 
 class CredentialsUnavailable(Exception):
@@ -67,11 +96,15 @@ def credentials_get(vendor: str, connection_id: str) -> ConnectionCredentials | 
         getattr(settings, "FAILTRACK_CREDENTIALS_FRESH_SECONDS", DEFAULT_FRESH_SECONDS)
     )
     cached = _cache.get(key)
-    if cached is not None and now - cached[0] < fresh_for:
+    if cached is not None and (now - cached[0] < fresh_for or database_backoff.active()):
         return cached[1]
+    if database_backoff.active():
+        raise CredentialsUnavailable(str(connection_id))
     try:
         credentials = _load(vendor, pk)
     except DatabaseError as exc:
+        if isinstance(exc, (OperationalError, InterfaceError)):
+            database_backoff.start(DATABASE_BACKOFF_SECONDS)
         if cached is not None:  # stale, but the best we know while the database is away
             return cached[1]
         raise CredentialsUnavailable(str(connection_id)) from exc
@@ -80,5 +113,6 @@ def credentials_get(vendor: str, connection_id: str) -> ConnectionCredentials | 
 
 
 def credentials_forget() -> None:
-    """Drop every cached entry (after secrets change in this process; tests)."""
+    """Forget what this process believes: cached keys, and that the database was down."""
     _cache.clear()
+    database_backoff.reset()

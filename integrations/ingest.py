@@ -14,8 +14,6 @@ import hashlib
 import json
 import logging
 import os
-import threading
-import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -40,12 +38,14 @@ from failures.services import event_record
 from integrations.ats import ADAPTERS
 from integrations.ats.base import AtsAdapter, DeliveryInvalid, StoredDelivery, body_sha256
 from integrations.ats.mirror import Mirror
+from integrations.credentials import DATABASE_BACKOFF_SECONDS, Backoff, database_backoff
 from integrations.models import DeliveryKey, DeliveryState, InboundDelivery
 from integrations.spool import (
     SpooledDelivery,
     SpoolUnreadable,
     spool_files,
     spool_lock,
+    spool_pending,
     spool_quarantine,
     spool_read,
     spool_remove,
@@ -69,6 +69,11 @@ _DEDUPE_KEY_LENGTH = 300
 # After a failed publish the broker is not tried again for this long (seconds): a webhook
 # must answer fast, and the sweeper finds what was not queued.
 BROKER_BACKOFF_SECONDS = 10.0
+# A web process drains a little of its host's spool after it stored a delivery (so the
+# database is back), at most this often and this much, so that a host without a worker
+# empties its spool without an operator; the sweeper and `manage.py spool_drain` do bulk.
+SPOOL_CHECK_SECONDS = 10.0
+SPOOL_DRAIN_PER_CHECK = 10
 # Deliveries the sweeper re-queues per run, and per task.
 SWEEP_LIMIT = 20000
 SWEEP_BATCH = 200
@@ -105,26 +110,8 @@ class DrainResult:
         return self.stored + self.duplicates + self.refused
 
 
-class _Backoff:
-    """A per-process "do not try before" time, shared by the threads of a process."""
-
-    def __init__(self) -> None:
-        self._until = 0.0
-        self._lock = threading.Lock()
-
-    def active(self) -> bool:
-        return time.monotonic() < self._until
-
-    def start(self, seconds: float) -> None:
-        with self._lock:
-            self._until = time.monotonic() + seconds
-
-    def reset(self) -> None:
-        with self._lock:
-            self._until = 0.0
-
-
-broker_backoff = _Backoff()
+broker_backoff = Backoff()
+spool_check = Backoff()
 
 
 def _storable(text: str) -> str:
@@ -230,17 +217,24 @@ def delivery_accept(**fields: Any) -> Receipt:
 
     Any database error spools — not only "server down": a read-only failover, a missing
     partition or a half-finished deploy must not cost a delivery from a vendor that never
-    retries. The spool file is fsync'd before this returns; if even that fails, the
-    OSError propagates and the vendor gets an error (and retries, if it does).
+    retries. Right after the database failed, deliveries are spooled without trying it
+    (`database_backoff`). The spool file is fsync'd before this returns; if even that
+    fails, the OSError propagates and the vendor gets an error (and retries, if it does).
     """
-    try:
-        return delivery_store(**fields)
-    except DatabaseError as exc:
-        logger.warning(
-            "database refused the delivery (%s); spooling connection=%s",
-            type(exc).__name__,
-            fields["connection_id"],
-        )
+    if not database_backoff.active():
+        try:
+            receipt = delivery_store(**fields)
+        except DatabaseError as exc:
+            if isinstance(exc, DATABASE_DOWN):
+                database_backoff.start(DATABASE_BACKOFF_SECONDS)
+            logger.warning(
+                "database refused the delivery (%s); spooling connection=%s",
+                type(exc).__name__,
+                fields["connection_id"],
+            )
+        else:
+            _spool_drain_a_little()
+            return receipt
     try:
         spool_write(
             SpooledDelivery(
@@ -263,6 +257,18 @@ def delivery_accept(**fields: Any) -> Receipt:
         )
         raise
     return Receipt(delivery_id=None, spooled=True)
+
+
+def _spool_drain_a_little() -> None:
+    """Drain a few spooled deliveries of this host, at most every SPOOL_CHECK_SECONDS."""
+    if spool_check.active():
+        return
+    spool_check.start(SPOOL_CHECK_SECONDS)
+    try:
+        if spool_pending():
+            spool_drain(SPOOL_DRAIN_PER_CHECK)
+    except Exception as exc:  # never at the cost of the delivery just stored
+        logger.warning("spool drain after a stored delivery stopped (%s)", type(exc).__name__)
 
 
 def spool_drain(

@@ -6,8 +6,9 @@ the directory fsync'd — so once the vendor hears "accepted", a power cut canno
 deliveries and removes each one only after its row is committed (a crash in between stores
 it again as a duplicate, which changes nothing).
 
-The spool is local to the host that answered: each web host's spool is drained by the
-sweeper task when a worker runs there, or by `manage.py spool_drain`.
+The spool is local to the host that answered: each host's spool is drained by the sweeper
+task when a worker runs there, by `manage.py spool_drain`, and — a few files at a time —
+by the web process itself once it stores deliveries again (ingest.delivery_accept).
 
 File format (version 1), one JSON object: `format`, `connection_id`, `vendor`,
 `event_type`, `dedupe_key`, `body` (base64 of the raw bytes), `headers` (already without
@@ -143,6 +144,18 @@ def spool_files() -> list[Path]:
     if not directory.is_dir():
         return []
     return sorted(p for p in directory.glob("*.json") if not p.name.startswith("."))
+
+
+def spool_pending() -> bool:
+    """Whether any delivery waits in this host's spool (cheap: stops at the first file)."""
+    try:
+        with os.scandir(settings.FAILTRACK_SPOOL_DIR) as entries:
+            return any(
+                e.name.endswith(".json") and not e.name.startswith(".") and e.is_file()
+                for e in entries
+            )
+    except FileNotFoundError:
+        return False
 
 
 def spool_size() -> int:

@@ -30,6 +30,7 @@ from failures.models import RecruitingEvent, StageMapping
 from integrations import credentials, ingest, spool
 from integrations.ats import ADAPTERS
 from integrations.ats.generic import GenericAdapter
+from integrations.credentials import database_backoff
 from integrations.ingest import (
     KeyReused,
     broker_backoff,
@@ -38,6 +39,7 @@ from integrations.ingest import (
     delivery_process,
     delivery_replay,
     delivery_store,
+    spool_check,
     spool_drain,
 )
 from integrations.models import DeliveryKey, DeliveryState, InboundDelivery
@@ -87,9 +89,11 @@ def broker_unreachable() -> Iterator[None]:
 def _spool(settings, tmp_path):
     """Each test has its own spool directory and a broker not in backoff."""
     settings.FAILTRACK_SPOOL_DIR = tmp_path / "spool"
-    broker_backoff.reset()
+    for backoff in (broker_backoff, database_backoff, spool_check):
+        backoff.reset()
     yield settings.FAILTRACK_SPOOL_DIR
-    broker_backoff.reset()
+    for backoff in (broker_backoff, database_backoff, spool_check):
+        backoff.reset()
 
 
 def store_fields(connection, event: dict, **overrides) -> dict:
@@ -407,6 +411,48 @@ def test_while_the_database_is_down_deliveries_are_spooled_then_drained_once(
         assert RecruitingEvent.objects.filter(event_id=event["id"]).count() == 1
     assert not InboundDelivery.objects.exclude(state=DeliveryState.PROCESSED).exists()
     assert connection.secret not in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_right_after_a_failure_the_database_is_not_waited_on_and_the_spool_drains_itself(
+    connection, make_event, hook, settings
+):
+    settings.FAILTRACK_CREDENTIALS_FRESH_SECONDS = 0
+    first, second, third, fourth = (signed_headers(connection, make_event()) for _ in range(4))
+    assert hook(connection, *first).status_code == 202  # the keys are cached
+    spool_check.start(3600)  # no drain check before we say so
+
+    with database_unreachable():
+        down = hook(connection, *second, process=False)
+    assert database_backoff.active()
+    # The database answers again, but this process does not try it for a moment: it
+    # neither reloads keys nor stores, and a connection it never read is a 503 at once.
+    meanwhile = hook(connection, *third, process=False)
+    with pytest.raises(credentials.CredentialsUnavailable):
+        credentials.credentials_get("generic", str(uuid.uuid4()))
+
+    assert down.json()["spooled"] and meanwhile.json()["spooled"]
+    assert len(spool_files()) == 2
+    database_backoff.reset()  # the moment has passed
+    spool_check.reset()
+    back = hook(connection, *fourth)
+
+    assert back.json()["delivery"] is not None  # stored live again
+    assert spool_files() == []  # and that request drained what this host had spooled
+    assert InboundDelivery.objects.filter(spooled=True).count() == 2
+    assert RecruitingEvent.objects.count() == 4
+
+
+def test_a_stored_delivery_checks_the_spool_at_most_every_few_seconds(connection, make_event, hook):
+    hook(connection, *signed_headers(connection, make_event()), process=False)  # checked
+    waiting = spool_write(spooled_of(connection, make_event()))
+
+    hook(connection, *signed_headers(connection, make_event()), process=False)
+
+    assert spool_files() == [waiting]  # left for the next check, the sweeper or the command
+    spool_check.reset()
+    hook(connection, *signed_headers(connection, make_event()), process=False)
+    assert spool_files() == []
 
 
 def test_credentials_are_reused_while_fresh_and_reloaded_once_expired(connection):
