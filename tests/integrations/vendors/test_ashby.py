@@ -4,16 +4,14 @@ import copy
 import hashlib
 import hmac
 import json
-import threading
 from pathlib import Path
 
 import pytest
-from django.db import connection as db_connection
-from django.test import Client
 
 from failures.models import Application, Candidate, Failure, Interview, Job, RecruitingEvent
 from integrations.ingest import deliveries_process_pending, delivery_replay
 from integrations.models import ConnectionReason, ConnectionStage, DeliveryState, InboundDelivery
+from tests.integrations.vendors.races import post_at_once
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "ashby"
 SECRET = "ashby-secret-token-0123456789"
@@ -350,34 +348,9 @@ def test_a_retry_is_a_duplicate_with_one_delivery_and_one_event(deliver):
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_duplicates_store_one_delivery(ashby):
     body = raw(fixture("applicationSubmit"))
-    barrier = threading.Barrier(2)
-    statuses: list[int] = []
-    errors: list[BaseException] = []
-
-    def post() -> None:
-        try:
-            http = Client(raise_request_exception=False)
-            barrier.wait(timeout=10)
-            response = http.post(
-                f"/api/v1/hooks/ashby/{ashby.pk}/",
-                data=body,
-                content_type="application/json",
-                headers=signed(body),
-            )
-            statuses.append(response.status_code)
-        except BaseException as exc:  # reported by the main thread
-            errors.append(exc)
-        finally:
-            db_connection.close()
-
-    threads = [threading.Thread(target=post) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    statuses = post_at_once(ashby, body, signed(body))
     deliveries_process_pending()
 
-    assert errors == []
     assert statuses == [200, 200]
     assert InboundDelivery.objects.count() == 1
     assert RecruitingEvent.objects.count() == 1

@@ -10,17 +10,15 @@ recorded application `app-9` (candidate `cand-4`, job `job-7`); the Checkr candi
 import hashlib
 import hmac
 import json
-import threading
 from pathlib import Path
 
 import pytest
-from django.db import connection as db_connection
-from django.test import Client
 
 from failures.models import Application, IntegrationError, RecruitingEvent
 from failures.services import event_record
 from integrations.ingest import deliveries_process_pending, delivery_replay
 from integrations.models import DeliveryState, InboundDelivery
+from tests.integrations.vendors.races import post_at_once
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "checkr"
 HEADER = "X-Checkr-Signature"
@@ -321,33 +319,8 @@ def test_two_identical_deliveries_at_the_same_moment_store_one(vendor_connection
     checkr = vendor_connection("checkr", API_KEY)
     body = fixture("report_completed")
     headers = signed(API_KEY, body)
-    barrier = threading.Barrier(2)
-    statuses: list[int] = []
-    errors: list[BaseException] = []
+    statuses = post_at_once(checkr, body, headers)
 
-    def deliver() -> None:
-        try:
-            http = Client(raise_request_exception=False)
-            barrier.wait(timeout=10)
-            response = http.post(
-                f"/api/v1/hooks/checkr/{checkr.pk}/",
-                data=body,
-                content_type="application/json",
-                headers=headers,
-            )
-            statuses.append(response.status_code)
-        except BaseException as exc:  # reported by the main thread
-            errors.append(exc)
-        finally:
-            db_connection.close()
-
-    threads = [threading.Thread(target=deliver) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-
-    assert errors == []
     assert statuses == [200, 200]
     assert InboundDelivery.objects.filter(connection=checkr).count() == 1
 

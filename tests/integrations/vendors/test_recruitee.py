@@ -8,12 +8,9 @@ and the test request `{"test":true}`.
 import hashlib
 import hmac
 import json
-import threading
 from pathlib import Path
 
 import pytest
-from django.db import connection as db_connection
-from django.test import Client
 
 from failures.models import Application, RecruitingEvent
 from integrations.ingest import deliveries_process_pending, delivery_replay
@@ -23,6 +20,7 @@ from integrations.models import (
     DeliveryState,
     InboundDelivery,
 )
+from tests.integrations.vendors.races import post_at_once
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "recruitee"
 HEADER = "X-Recruitee-Signature"
@@ -277,33 +275,8 @@ def test_two_identical_deliveries_at_the_same_moment_store_one(vendor_connection
     connection = vendor_connection("recruitee", SECRET)
     body = fixture("candidate_created")
     headers = signed(SECRET, body)
-    barrier = threading.Barrier(2)
-    statuses: list[int] = []
-    errors: list[BaseException] = []
+    statuses = post_at_once(connection, body, headers)
 
-    def deliver() -> None:
-        try:
-            http = Client(raise_request_exception=False)
-            barrier.wait(timeout=10)
-            response = http.post(
-                f"/api/v1/hooks/recruitee/{connection.pk}/",
-                data=body,
-                content_type="application/json",
-                headers=headers,
-            )
-            statuses.append(response.status_code)
-        except BaseException as exc:  # reported by the main thread
-            errors.append(exc)
-        finally:
-            db_connection.close()
-
-    threads = [threading.Thread(target=deliver) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-
-    assert errors == []
     assert statuses == [200, 200]
     assert InboundDelivery.objects.filter(connection=connection).count() == 1
 

@@ -3,14 +3,11 @@
 import hashlib
 import hmac
 import json
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from django.db import connection as db_connection
-from django.test import Client
 from django.utils.datastructures import CaseInsensitiveMapping
 
 from failures.models import Application, ConnectionSecret, Failure, RecruitingEvent
@@ -18,6 +15,7 @@ from integrations.ats.base import Inbound, SigningKey
 from integrations.ats.smartrecruiters import SmartRecruitersAdapter
 from integrations.ingest import deliveries_process_pending, delivery_replay
 from integrations.models import ConnectionStage, DeliveryState, InboundDelivery
+from tests.integrations.vendors.races import post_at_once
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "smartrecruiters"
 SECRET = "sr-subscription-secret-0123456789"
@@ -319,34 +317,9 @@ def test_a_retry_is_a_duplicate_answered_202(deliver):
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_duplicates_store_one_delivery(sr):
     body, headers = signed("application_created")
-    barrier = threading.Barrier(2)
-    statuses: list[int] = []
-    errors: list[BaseException] = []
-
-    def post() -> None:
-        try:
-            http = Client(raise_request_exception=False)
-            barrier.wait(timeout=10)
-            response = http.post(
-                f"/api/v1/hooks/smartrecruiters/{sr.pk}/",
-                data=body,
-                content_type="application/json",
-                headers=headers,
-            )
-            statuses.append(response.status_code)
-        except BaseException as exc:  # reported by the main thread
-            errors.append(exc)
-        finally:
-            db_connection.close()
-
-    threads = [threading.Thread(target=post) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    statuses = post_at_once(sr, body, headers)
     deliveries_process_pending()
 
-    assert errors == []
     assert statuses == [202, 202]
     assert InboundDelivery.objects.count() == 1
     assert RecruitingEvent.objects.count() == 1

@@ -4,17 +4,15 @@ import base64
 import hashlib
 import hmac
 import json
-import threading
 import time
 from pathlib import Path
 
 import pytest
-from django.db import connection as db_connection
-from django.test import Client
 
 from failures.models import Application, Job, RecruitingEvent
 from integrations.ingest import deliveries_process_pending, delivery_replay
 from integrations.models import ConnectionReason, ConnectionStage, DeliveryState, InboundDelivery
+from tests.integrations.vendors.races import post_at_once
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "teamtailor"
 SECRET = "tt-signature-key-0123456789"
@@ -296,34 +294,9 @@ def test_a_repeated_delivery_is_a_duplicate(deliver):
 def test_concurrent_duplicates_store_one_delivery(tt):
     body = json.dumps(fixture("job_application_create")).encode()
     header = tt_signature(body)
-    barrier = threading.Barrier(2)
-    statuses: list[int] = []
-    errors: list[BaseException] = []
-
-    def post() -> None:
-        try:
-            http = Client(raise_request_exception=False)
-            barrier.wait(timeout=10)
-            response = http.post(
-                f"/api/v1/hooks/teamtailor/{tt.pk}/",
-                data=body,
-                content_type="application/json",
-                headers={"TT-Signature": header},
-            )
-            statuses.append(response.status_code)
-        except BaseException as exc:  # reported by the main thread
-            errors.append(exc)
-        finally:
-            db_connection.close()
-
-    threads = [threading.Thread(target=post) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    statuses = post_at_once(tt, body, {"TT-Signature": header})
     deliveries_process_pending()
 
-    assert errors == []
     assert statuses == [200, 200]
     assert InboundDelivery.objects.count() == 1
     assert RecruitingEvent.objects.count() == 1
