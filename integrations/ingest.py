@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from django.db import (
     OperationalError,
     transaction,
 )
+from django.db.models import F
 from django.utils import timezone
 
 from failures.events import EventInvalid
@@ -74,6 +76,11 @@ BROKER_BACKOFF_SECONDS = 10.0
 # empties its spool without an operator; the sweeper and `manage.py spool_drain` do bulk.
 SPOOL_CHECK_SECONDS = 10.0
 SPOOL_DRAIN_PER_CHECK = 10
+# A delivery whose processing never finishes — the worker dies on it, or hits its hard time
+# limit, every time — is given up (failed, replayable) after this many tries instead of
+# being redelivered and re-swept forever, holding a worker each time.
+MAX_UNFINISHED_TRIES = 5
+_UNFINISHED = re.compile(r"^Processing started .* \(try (\d+) of \d+\), not finished\.$")
 # Deliveries the sweeper re-queues per run, and per task.
 SWEEP_LIMIT = 20000
 SWEEP_BATCH = 200
@@ -406,6 +413,48 @@ def _where(exc: BaseException) -> str:
     return " < ".join(reversed(frames[-3:])) or "unknown"
 
 
+def _try_begin(delivery_id: int) -> str | None:
+    """Count a try at a received delivery, committed before the work; "" means go on.
+
+    The try is written to `error` ("Processing started …, not finished."), which the
+    processing itself overwrites. Finding that text means the last try never finished; after
+    MAX_UNFINISHED_TRIES the delivery is failed. Returns None when there is nothing to do.
+    """
+    with transaction.atomic():
+        row = (
+            InboundDelivery.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(pk=delivery_id, state=DeliveryState.RECEIVED)
+            .values("error")
+            .first()
+        )
+        if row is None:
+            return None
+        unfinished = _UNFINISHED.match(row["error"])
+        tries = int(unfinished.group(1)) if unfinished else 0
+        now = timezone.now()
+        this = InboundDelivery.objects.filter(pk=delivery_id)
+        if tries >= MAX_UNFINISHED_TRIES:
+            this.update(
+                state=DeliveryState.FAILED,
+                processed_at=now,
+                error=(
+                    f"Gave up: processing never finished in {tries} tries (the worker died, "
+                    "hit its time limit or lost the database each time). Replay after fixing "
+                    "the cause."
+                ),
+            )
+            logger.error("delivery %s given up after %d unfinished tries", delivery_id, tries)
+            return DeliveryState.FAILED
+        this.update(
+            attempts=F("attempts") + 1,
+            error=(
+                f"Processing started {now:%Y-%m-%d %H:%M:%S} UTC "
+                f"(try {tries + 1} of {MAX_UNFINISHED_TRIES}), not finished."
+            ),
+        )
+    return ""
+
+
 def delivery_process(delivery_id: int) -> str | None:
     """Turn one received delivery into canonical events; returns its new state.
 
@@ -414,6 +463,9 @@ def delivery_process(delivery_id: int) -> str | None:
     twice (the state is checked under a row lock, and event ids are idempotent). Returns
     None when there was nothing to do (not received, or another worker holds it).
     """
+    verdict = _try_begin(delivery_id)
+    if verdict != "":
+        return verdict
     with transaction.atomic():
         delivery = (
             InboundDelivery.objects.select_for_update(skip_locked=True, of=("self",))
@@ -423,7 +475,6 @@ def delivery_process(delivery_id: int) -> str | None:
         )
         if delivery is None:
             return None
-        delivery.attempts += 1
         adapter = ADAPTERS.get(delivery.vendor)
         events: list[dict] | None = None
         recorded: list[str] = []
@@ -474,7 +525,6 @@ def delivery_process(delivery_id: int) -> str | None:
             update_fields=[
                 "state",
                 "error",
-                "attempts",
                 "processed_at",
                 "events_recorded",
                 "event_ids",

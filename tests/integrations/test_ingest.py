@@ -562,6 +562,39 @@ def test_a_row_the_database_refuses_fails_the_delivery_instead_of_retrying_forev
     assert not RecruitingEvent.objects.exists()
 
 
+class WorkerDied(BaseException):
+    """What a worker killed mid-task looks like from here: the work simply stops."""
+
+
+class DyingAdapter(GenericAdapter):
+    def to_events(self, delivery, mirror):
+        raise WorkerDied
+
+
+def test_a_delivery_whose_processing_never_finishes_is_given_up_and_stays_replayable(
+    connection, make_event, hook, monkeypatch
+):
+    hook(connection, *signed_headers(connection, make_event()), process=False)
+    delivery = InboundDelivery.objects.get()
+    monkeypatch.setitem(ADAPTERS, "generic", DyingAdapter())
+
+    for attempt in range(1, ingest.MAX_UNFINISHED_TRIES + 1):
+        with pytest.raises(WorkerDied):
+            delivery_process(delivery.pk)
+        delivery.refresh_from_db()
+        assert delivery.state == DeliveryState.RECEIVED  # redelivered, swept: tried again
+        assert f"(try {attempt} of 5), not finished." in delivery.error
+    assert delivery_process(delivery.pk) == DeliveryState.FAILED
+
+    delivery.refresh_from_db()
+    assert delivery.error.startswith("Gave up: processing never finished in 5 tries")
+    assert delivery.attempts == 5
+    assert deliveries_process_pending() == 0  # no longer picked up by anyone
+    monkeypatch.setitem(ADAPTERS, "generic", GenericAdapter())  # the fix
+    assert delivery_replay(delivery) == DeliveryState.PROCESSED
+    assert RecruitingEvent.objects.count() == 1
+
+
 # --- The broker is down ---------------------------------------------------------------
 
 
