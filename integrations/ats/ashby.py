@@ -106,7 +106,7 @@ class _Delivery:
         self, kind: str, occurred_at: str, derived: list[str], *, base_id: str = "", **parts: Any
     ) -> dict:
         details = dict(parts.pop("details", None) or {})
-        details["ashby_action"] = self.delivery.event_type
+        details["ats_event"] = self.delivery.event_type
         if derived:
             details["derived"] = sorted(set(derived))
         return {
@@ -277,7 +277,7 @@ class AshbyAdapter(AtsAdapter):
         if known is not None and known.current_stage:
             # Ashby sends only where the application is now: the stage it left is ours.
             details["previous_stage"] = known.current_stage
-            derived.append("details.previous_stage")
+            derived.append("stage.previous")
         when = _when(app.get("updatedAt"), ctx.delivery.received_at, derived)
         return [
             ctx.event(
@@ -306,7 +306,7 @@ class AshbyAdapter(AtsAdapter):
             outcome, source = REASON_TYPE_OUTCOME[reason_type], "archiveReason.reasonType"
         if outcome is None:
             outcome, source = ReasonOutcome.REJECTED, "default for reasonType Other or none"
-            derived.append("details.outcome")
+            derived.append("reason.outcome")
         details = {
             "outcome": outcome,
             "outcome_source": source,

@@ -249,7 +249,7 @@ class _Mapping:
             # Unmapped reasons count as the company's decision (most are); the event says
             # so, and mapping the reason (withdrawn, declined…) applies to later deliveries.
             outcome = "rejected"
-            self.derived.append("outcome")
+            self.derived.append("reason.outcome")
         if name := self.mirror.reason_name(reason):
             details["reason"] = name  # compliance exclusions compare reason names
         details["outcome"] = outcome

@@ -187,7 +187,7 @@ class SmartRecruitersAdapter(AtsAdapter):
 
     def _event(self, delivery: StoredDelivery, kind: str, derived: list[str], **parts: Any) -> dict:
         details = dict(parts.pop("details", None) or {})
-        details["smartrecruiters_event"] = delivery.event_type
+        details["ats_event"] = delivery.event_type
         version = delivery.headers.get("event-version")
         if version:
             details["event_version"] = version
@@ -262,7 +262,7 @@ class SmartRecruitersAdapter(AtsAdapter):
         stage = self._stage(mirror, status, sub_status, derived)
         if known is not None and known.current_stage:
             details["previous_stage"] = known.current_stage
-            derived.append("details.previous_stage")
+            derived.append("stage.previous")
         return [
             self._event(
                 delivery,

@@ -182,7 +182,7 @@ class TeamtailorAdapter(AtsAdapter):
         **parts: Any,
     ) -> dict:
         details = dict(parts.pop("details", None) or {})
-        details["teamtailor_event"] = delivery.event_type
+        details["ats_event"] = delivery.event_type
         occurred_at = _text(when)
         if not occurred_at:
             occurred_at = delivery.received_at.isoformat()
@@ -272,7 +272,7 @@ class TeamtailorAdapter(AtsAdapter):
                 # Teamtailor's reject reason says who rejected, but the webhook names only its
                 # id: without a connection mapping, a rejection is the company's.
                 outcome = ReasonOutcome.REJECTED
-                derived.append("details.outcome")
+                derived.append("reason.outcome")
             details["outcome"] = outcome
             return [
                 self._event(
@@ -297,7 +297,7 @@ class TeamtailorAdapter(AtsAdapter):
         details = {}
         if known is not None and known.current_stage:
             details["previous_stage"] = known.current_stage
-            derived.append("details.previous_stage")
+            derived.append("stage.previous")
         return [
             self._event(
                 delivery,

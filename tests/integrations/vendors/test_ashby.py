@@ -108,7 +108,7 @@ def test_stage_change_records_the_move_and_derives_the_previous_stage(deliver):
     assert len(moved) == 1
     assert moved[0].payload["stage"] == {"name": "Onsite", "category": "interviewing"}
     assert moved[0].payload["details"]["previous_stage"] == "Application Review"
-    assert "details.previous_stage" in moved[0].payload["details"]["derived"]
+    assert "stage.previous" in moved[0].payload["details"]["derived"]
     application = Application.objects.get()
     assert (application.current_stage, application.stage_category) == ("Onsite", "interviewing")
 
@@ -174,7 +174,7 @@ def test_archive_reason_type_decides_withdrawn_or_rejected(deliver, reason_type,
     deliver(archived)
 
     event = RecruitingEvent.objects.get(kind=kind)
-    assert ("details.outcome" in event.payload["details"].get("derived", [])) is derived
+    assert ("reason.outcome" in event.payload["details"].get("derived", [])) is derived
 
 
 @pytest.mark.django_db

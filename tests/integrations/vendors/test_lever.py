@@ -215,7 +215,7 @@ def test_an_archive_reason_mapped_as_withdrawn_is_a_withdrawal(lever, deliver):
     assert event.occurred_at.timestamp() * 1000 == pytest.approx(archived_at)
     assert event.payload["details"]["archive_reason_id"] == REASON
     assert event.payload["details"]["reason"] == "Withdrew"
-    assert "outcome" not in event.payload["details"]["derived"]
+    assert "reason.outcome" not in event.payload["details"]["derived"]
     assert Application.objects.get().status == "withdrawn"
 
 
@@ -227,7 +227,7 @@ def test_an_unmapped_archive_reason_defaults_to_rejected_and_says_so(lever, deli
 
     (event,) = events("application.rejected")
     assert event.payload["details"]["outcome"] == "rejected"
-    assert "outcome" in event.payload["details"]["derived"]
+    assert "reason.outcome" in event.payload["details"]["derived"]
     assert Application.objects.get().status == "rejected"
 
 

@@ -180,7 +180,7 @@ def test_status_update_moves_the_application_and_derives_the_previous_stage(deli
     ]
     assert "stage.category" in moved[0].payload["details"]["derived"]  # status default
     assert moved[1].payload["details"]["previous_stage"] == "NEW"
-    assert "details.previous_stage" in moved[1].payload["details"]["derived"]
+    assert "stage.previous" in moved[1].payload["details"]["derived"]
     application = Application.objects.get()
     assert (application.current_stage, application.stage_category) == (
         "INTERVIEW / Onsite",

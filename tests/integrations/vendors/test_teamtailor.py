@@ -146,7 +146,7 @@ def test_rejection_without_a_reason_mapping_is_the_companys(deliver):
 
     rejected = RecruitingEvent.objects.get(kind="application.rejected")
     assert rejected.payload["details"]["ats_reason_id"] == "4401"
-    assert "details.outcome" in rejected.payload["details"]["derived"]
+    assert "reason.outcome" in rejected.payload["details"]["derived"]
     assert Application.objects.get().status == "rejected"
 
 
