@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from django.conf import settings
+
 from failures.events import MAX_ID_LENGTH
 from integrations.signatures import hmac_sha256_hex
 
@@ -173,6 +175,19 @@ def within_window(sent_at: int, now: datetime, window_seconds: int, *, unit: int
     is simply stale, never an overflow."""
     now_units = int(now.timestamp() * unit)
     return abs(now_units - sent_at) <= window_seconds * unit
+
+
+def fresh(verification: Verification, sent_at: Any, now: datetime, *, what: str, unit: int = 1):
+    """The verification, unless the signed timestamp `sent_at` is not epoch digits ("Invalid
+    <what>.") or lies outside the replay window in either direction ("Stale <what>")."""
+    if not verification.ok:
+        return verification
+    stamp = epoch_seconds(sent_at)
+    if stamp is None:
+        return refused(f"Invalid {what}.")
+    if not within_window(stamp, now, settings.FAILTRACK_REPLAY_WINDOW_SECONDS, unit=unit):
+        return refused(f"Stale {what}: outside the replay window.")
+    return verification
 
 
 def epoch_to_iso(value: Any, *, milliseconds: bool = False) -> str:

@@ -17,8 +17,6 @@ the connection's stages, reason ids through its reasons, and the job comes from 
 from datetime import datetime
 from typing import Any
 
-from django.conf import settings
-
 from failures.choices import AtsVendor, EventKind
 from integrations.ats.base import (
     AtsAdapter,
@@ -33,9 +31,9 @@ from integrations.ats.base import (
     epoch_to_iso,
     event_id,
     first_matching_key,
+    fresh,
     refused,
     require,
-    within_window,
 )
 from integrations.ats.mirror import Mirror
 from integrations.signatures import hmac_sha256_hex
@@ -109,12 +107,7 @@ class LeverAdapter(AtsAdapter):
             signature.strip().lower(),
             lambda secret: hmac_sha256_hex(secret, plain),
         )
-        if not verification.ok:
-            return verification
-        window = settings.FAILTRACK_REPLAY_WINDOW_SECONDS
-        if not within_window(epoch_seconds(triggered) or 0, now, window, unit=1000):
-            return refused("Stale triggeredAt: outside the replay window.")
-        return verification
+        return fresh(verification, triggered, now, what="triggeredAt", unit=1000)
 
     def to_events(self, delivery: StoredDelivery, mirror: Mirror) -> list[dict] | None:
         if delivery.event_type not in APPLICATION_EVENTS or not delivery.payload.get("data"):

@@ -18,8 +18,6 @@ import hmac
 from datetime import datetime
 from typing import Any
 
-from django.conf import settings
-
 from failures.choices import AtsVendor, EventKind, StageCategory
 from integrations.ats.base import (
     AtsAdapter,
@@ -30,11 +28,10 @@ from integrations.ats.base import (
     SigningKey,
     StoredDelivery,
     Verification,
-    epoch_seconds,
     event_id,
     first_matching_key,
+    fresh,
     refused,
-    within_window,
 )
 from integrations.models import ReasonOutcome
 
@@ -160,14 +157,7 @@ class SmartRecruitersAdapter(AtsAdapter):
             given,
             lambda secret: v1_signature(secret, timestamp, inbound.body, signed),
         )
-        if not verification.ok:
-            return verification
-        sent_at = epoch_seconds(timestamp)
-        if sent_at is None:
-            return refused("Invalid smartrecruiters-timestamp header.")
-        if not within_window(sent_at, now, settings.FAILTRACK_REPLAY_WINDOW_SECONDS):
-            return refused("Stale smartrecruiters-timestamp: outside the replay window.")
-        return verification
+        return fresh(verification, timestamp, now, what="smartrecruiters-timestamp")
 
     def to_events(self, delivery: StoredDelivery, mirror: Any) -> list[dict] | None:
         name = delivery.event_type

@@ -17,8 +17,6 @@ import binascii
 from datetime import datetime
 from typing import Any
 
-from django.conf import settings
-
 from failures.choices import AtsVendor, EventKind, StageCategory
 from integrations.ats.base import (
     AtsAdapter,
@@ -29,11 +27,10 @@ from integrations.ats.base import (
     StoredDelivery,
     Verification,
     body_sha256,
-    epoch_seconds,
     event_id,
     first_matching_key,
+    fresh,
     refused,
-    within_window,
 )
 from integrations.models import ReasonOutcome
 from integrations.signatures import hmac_sha256_hex
@@ -148,14 +145,7 @@ class TeamtailorAdapter(AtsAdapter):
             given,
             lambda secret: sign(secret, timestamp, inbound.body),
         )
-        if not verification.ok:
-            return verification
-        sent_at = epoch_seconds(timestamp)
-        if sent_at is None:
-            return refused("Invalid timestamp in TT-Signature.")
-        if not within_window(sent_at, now, settings.FAILTRACK_REPLAY_WINDOW_SECONDS):
-            return refused("Stale TT-Signature timestamp: outside the replay window.")
-        return verification
+        return fresh(verification, timestamp, now, what="TT-Signature timestamp")
 
     def to_events(self, delivery: StoredDelivery, mirror: Any) -> list[dict] | None:
         name, data = resource(delivery.payload)
