@@ -82,6 +82,13 @@ def _text(value: Any, limit: int = 300) -> str | None:
     return text[:limit] or None
 
 
+def _id(value: Any) -> str | None:
+    """An optional id as text, never cut: one too long fails the mapped event naming it."""
+    if value is None or isinstance(value, (dict, list, bool, float)):
+        return None
+    return str(value).strip() or None
+
+
 def _first(items: Any) -> dict:
     """The first element of a list when it is an object, else an empty object."""
     if isinstance(items, list) and items and isinstance(items[0], dict):
@@ -100,7 +107,7 @@ def _job_ref(job: dict, field: str) -> dict:
         if stamp := _timestamp(job.get(theirs)):
             ref[ours] = stamp
     for ours, role in (("hiring_manager_id", "hiring_managers"), ("recruiter_id", "recruiters")):
-        if user_id := _text(_first(dig(job, f"hiring_team.{role}")).get("user_id"), 200):
+        if user_id := _id(_first(dig(job, f"hiring_team.{role}")).get("user_id")):
             ref[ours] = user_id
     return ref
 
@@ -208,7 +215,7 @@ class _Mapping:
             raise DeliveryInvalid("payload.application", "Must be a JSON object.")
         app_id = ats_id(require(self.body, "payload.application.id"), "payload.application.id")
         known = self.mirror.application(app_id)
-        candidate_id = _text(dig(app, "candidate.id"), 200)
+        candidate_id = _id(dig(app, "candidate.id"))
         if candidate_id is None:
             if known is None:
                 raise DeliveryInvalid("payload.application.candidate.id", "This field is required.")
@@ -271,7 +278,7 @@ class _Mapping:
         if self.action == "hire_candidate":
             hired_at = _timestamp(dig(app, "offer.resolved_at")) or last_activity
             details = {}
-            if offer_id := _text(dig(app, "offer.id"), 200):
+            if offer_id := _id(dig(app, "offer.id")):
                 details["offer_id"] = offer_id
             return [
                 self.event(
@@ -313,7 +320,7 @@ class _Mapping:
         reason = (
             app.get("rejection_reason") if isinstance(app.get("rejection_reason"), dict) else {}
         )
-        reason_id = _text(reason.get("id"), 200)
+        reason_id = _id(reason.get("id"))
         reason_name = _text(reason.get("name"))
         reason_type = _text(dig(reason, "type.name"))
         outcome = None
@@ -367,7 +374,7 @@ class _Mapping:
                 "replay the delivery once the application has arrived.",
             )
         self.derived.append("application.candidate_id")
-        job_id = _text(offer.get("job_id"), 200)
+        job_id = _id(offer.get("job_id"))
         if job_id is None:
             job_id = known.job_ats_id
             self.derived.append("job.id")
