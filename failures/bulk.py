@@ -36,7 +36,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import IO, Any
 
 from django.conf import settings
@@ -62,6 +62,7 @@ from failures.models import (
     StageTransition,
     Team,
 )
+from failures.partitions import month_add, month_of, partition_months_ensure
 from failures.scan_recording import ExceptionBook, failures_record_batch
 from failures.selectors import definition_versions_in_force
 from failures.services import (
@@ -79,6 +80,8 @@ MAX_ERRORS_KEPT = 1000
 # A chunk that meets a concurrent writer (the same event id or application created at the
 # same moment by a webhook) is rolled back and redone from its parsed lines.
 CHUNK_ATTEMPTS = 3
+# How far back a backfill creates monthly partitions of the event log (older: DEFAULT).
+PARTITION_MONTHS_BACK = 120
 
 _JOB_ATTRS = (
     "title",
@@ -346,6 +349,16 @@ class _Transition:
     occurred_at: datetime
 
 
+def _among(queryset: Any, field: str, values: Iterable[str]) -> Any:
+    """`field IN values`; on PostgreSQL as one array parameter (= ANY) instead of thousands."""
+    values = list(values)
+    if db.vendor != "postgresql":
+        return queryset.filter(**{f"{field}__in": values})
+    model = queryset.model._meta
+    column = f"{_qn(model.db_table)}.{_qn(model.get_field(field).column)}"
+    return queryset.extra(where=[f"{column} = ANY(%s)"], params=[values])  # noqa: S610
+
+
 class _Chunk:
     """One chunk's state, loaded in a few queries, then changed line by line in memory."""
 
@@ -373,13 +386,13 @@ class _Chunk:
         scope = {"organization_id": self.organization_id, "connection": self.connection}
         event_ids = {line.event.id for line in self.lines}
         self.known_ids = set(
-            EventKey.objects.filter(
-                connection=self.connection, event_id__in=list(event_ids)
+            _among(
+                EventKey.objects.filter(connection=self.connection), "event_id", event_ids
             ).values_list("event_id", flat=True)
         )
         job_ids = {line.event.job.id for line in self.lines if line.event.job is not None}
         self.jobs: dict[str, _JobState] = {}
-        for row in Job.objects.filter(**scope, ats_id__in=list(job_ids)).values(
+        for row in _among(Job.objects.filter(**scope), "ats_id", job_ids).values(
             "pk", "ats_id", *_JOB_FIELDS
         ):
             pk, ats_id = row.pop("pk"), row.pop("ats_id")
@@ -388,11 +401,11 @@ class _Chunk:
         apps = [line.event.application for line in self.lines if line.event.application]
         self.candidates: dict[str, _CandidateState] = {
             ats_id: _CandidateState(ats_id, pk)
-            for pk, ats_id in Candidate.objects.filter(
-                **scope, ats_id__in=list({a.candidate_id for a in apps})
+            for pk, ats_id in _among(
+                Candidate.objects.filter(**scope), "ats_id", {a.candidate_id for a in apps}
             ).values_list("pk", "ats_id")
         }
-        rows = Application.objects.filter(**scope, ats_id__in=list({a.id for a in apps}))
+        rows = _among(Application.objects.filter(**scope), "ats_id", {a.id for a in apps})
         if db.vendor == "postgresql":
             rows = rows.select_for_update(of=("self",))
         self.applications: dict[str, _ApplicationState] = {}
@@ -1155,6 +1168,27 @@ def _chunk_import(
     return chunk.errors
 
 
+class _MonthBook:
+    """Creates the event log's monthly partitions a backfill needs, before its rows arrive.
+
+    Without them past events would all land in the DEFAULT partition. Months more than
+    `PARTITION_MONTHS_BACK` months old are left to DEFAULT: a file (or a posted batch) can
+    name any past date, and must not make the database create a table per month since the
+    year 1.
+    """
+
+    def __init__(self) -> None:
+        self.seen: set[date] = set()
+        self.oldest = month_add(month_of(timezone.now()), -PARTITION_MONTHS_BACK)
+
+    def ensure(self, moments: Iterable[datetime]) -> None:
+        wanted = {month_of(moment) for moment in moments} - self.seen
+        self.seen |= wanted
+        wanted = {month for month in wanted if month >= self.oldest}
+        if wanted:
+            partition_months_ensure(RecruitingEvent._meta.db_table, wanted)
+
+
 @dataclass
 class _ParsedChunk:
     lines: list[_Line]
@@ -1243,7 +1277,9 @@ def events_import(
     """
     result = ImportResult()
     parser = _Parser(lines, _stage_mapping(connection.organization_id), chunk_lines)
+    months = _MonthBook()
     for chunk in parser.chunks():
+        months.ensure(line.event.occurred_at for line in chunk.lines)
         refused = _chunk_import(connection, chunk.lines, detect, result) if chunk.lines else []
         # The chunk's refusals and its parse errors, reported in line order.
         for error in sorted([*chunk.errors, *refused], key=lambda e: e.line):

@@ -3,7 +3,7 @@
 import io
 import json
 import random
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -694,3 +694,36 @@ def test_command_refuses_an_unknown_connection(connection_id, tmp_path):
     path.write_text("", "utf-8")
     with pytest.raises(CommandError):
         call_command("events_import", str(path), "--connection", connection_id)
+
+
+# --- Partitions of the event log ------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_backfill_creates_the_months_it_needs_but_not_ancient_ones(bulk_connection, make_event):
+    from django.db import connection as db
+
+    from failures.partitions import partition_list
+
+    if db.vendor != "postgresql":
+        pytest.skip("the event log is partitioned on PostgreSQL only")
+    lines = _lines(
+        make_event(id="m-1", occurred_at="2025-03-15T10:00:00Z"),
+        make_event(id="m-2", occurred_at="2025-07-01T00:00:00Z", stage={"name": "Onsite"}),
+        make_event(id="m-3", occurred_at="1990-01-01T00:00:00Z", kind="job.updated"),
+    )
+
+    result = events_import(connection=bulk_connection, lines=lines)
+
+    assert result.imported == 3
+    months = {p.month for p in partition_list("failures_recruitingevent")}
+    assert {date(2025, 3, 1), date(2025, 7, 1)} <= months
+    assert date(1990, 1, 1) not in months
+    with db.cursor() as cursor:
+        cursor.execute(
+            "SELECT tableoid::regclass::text, event_id FROM failures_recruitingevent "
+            "WHERE event_id LIKE 'm-%%' ORDER BY event_id"
+        )
+        homes = dict((event_id, table) for table, event_id in cursor.fetchall())
+    assert homes["m-1"].endswith("2025_03") and homes["m-2"].endswith("2025_07")
+    assert homes["m-3"].endswith("default")
