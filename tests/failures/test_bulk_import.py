@@ -727,3 +727,37 @@ def test_a_backfill_creates_the_months_it_needs_but_not_ancient_ones(bulk_connec
         homes = dict((event_id, table) for table, event_id in cursor.fetchall())
     assert homes["m-1"].endswith("2025_03") and homes["m-2"].endswith("2025_07")
     assert homes["m-3"].endswith("default")
+
+
+@pytest.mark.django_db
+def test_a_chunk_that_meets_a_concurrent_writer_is_redone(bulk_connection, make_event, monkeypatch):
+    """Another writer records one of the chunk's ids between its lookup and its keys."""
+    import failures.bulk as bulk
+
+    apply = bulk._Chunk.apply
+    attempts: list[int] = []
+
+    def apply_then_race(chunk):
+        attempts.append(1)
+        apply(chunk)
+        if len(attempts) == 1:  # the webhook got there first, inside this attempt only
+            EventKey.objects.create(
+                connection=bulk_connection,
+                event_id="race-1",
+                event_pk=0,
+                occurred_at=timezone.now(),
+            )
+
+    monkeypatch.setattr(bulk._Chunk, "apply", apply_then_race)
+    lines = _lines(make_event(id="race-1"), make_event(id="race-2"))
+
+    result = events_import(connection=bulk_connection, lines=lines)
+
+    assert len(attempts) == 2
+    assert (result.imported, result.duplicates) == (2, 0)
+    assert EventKey.objects.filter(connection=bulk_connection).count() == 2
+    assert set(
+        RecruitingEvent.objects.filter(pk__in=EventKey.objects.values("event_pk")).values_list(
+            "event_id", flat=True
+        )
+    ) == {"race-1", "race-2"}
