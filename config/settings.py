@@ -214,6 +214,10 @@ SIMPLE_HISTORY_REVERT_DISABLED = True
 # Largest webhook body accepted, in bytes; larger deliveries are answered 413.
 FAILTRACK_WEBHOOK_MAX_BYTES = int(os.environ.get("FAILTRACK_WEBHOOK_MAX_BYTES", 256 * 1024))
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(2_621_440, FAILTRACK_WEBHOOK_MAX_BYTES)
+# Client-side capture (failtrack-beacon.js): largest beacon body in bytes, and beacons a
+# tracking key may send per minute before 429.
+FAILTRACK_BEACON_MAX_BYTES = int(os.environ.get("FAILTRACK_BEACON_MAX_BYTES", 4096))
+FAILTRACK_BEACON_RATE_PER_MINUTE = int(os.environ.get("FAILTRACK_BEACON_RATE_PER_MINUTE", 600))
 # The address the ATS reaches us at; printed in webhook URLs (connection_create).
 FAILTRACK_PUBLIC_URL = os.environ.get("FAILTRACK_PUBLIC_URL", "http://localhost:8000")
 # Fernet keys encrypting connection secrets at rest, comma-separated; the first encrypts,

@@ -203,6 +203,7 @@ class EventKind(models.TextChoices):
     JOB_UPDATED = "job.updated", "Job updated"
     JOB_CLOSED = "job.closed", "Job closed"
     INTEGRATION_PING = "integration.ping", "Connection test"
+    APPLICATION_VIEWED = "application.viewed", "Application viewed (client-side capture)"
 
 
 # Kinds about one interview: they carry an `interview` object.

@@ -2,7 +2,7 @@
 
 import django_filters
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -10,6 +10,7 @@ from rest_framework.response import Response
 
 from config.api import ModelViewPermission
 from failures.choices import AtsVendor
+from failures.filters import UtcIsoDateTimeFilter
 from failures.selectors import scope_queryset
 from integrations.ingest import delivery_replay
 from integrations.models import DeliveryState, InboundDelivery
@@ -55,8 +56,8 @@ class DeliveryFilterSet(django_filters.FilterSet):
     vendor = django_filters.ChoiceFilter(choices=AtsVendor.choices)
     state = django_filters.ChoiceFilter(choices=DeliveryState.choices)
     event_type = django_filters.CharFilter()
-    received_after = django_filters.IsoDateTimeFilter(field_name="received_at", lookup_expr="gte")
-    received_before = django_filters.IsoDateTimeFilter(field_name="received_at", lookup_expr="lt")
+    received_after = UtcIsoDateTimeFilter(field_name="received_at", lookup_expr="gte")
+    received_before = UtcIsoDateTimeFilter(field_name="received_at", lookup_expr="lt")
 
     class Meta:
         model = InboundDelivery
@@ -69,6 +70,10 @@ class ReplayPermission(ModelViewPermission):
     perms_map = {**ModelViewPermission.perms_map, "POST": ["%(app_label)s.change_%(model_name)s"]}
 
 
+@extend_schema_view(
+    list=extend_schema(summary="List deliveries (newest first), filtered"),
+    retrieve=extend_schema(summary="One delivery: state, error, events it produced"),
+)
 class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Deliveries of the caller's organizations, newest first; filter by connection, vendor,
     state, event type and time."""

@@ -34,6 +34,8 @@ from failures.models import (
     StageTransition,
 )
 from failures.roles import ROLE_PERMISSIONS, STAFF_ROLES
+from integrations.models import ConnectionReason, ConnectionStage
+from integrations.services import tracking_key_create
 from tests.factories import (
     ApplicationFactory,
     AtsConnectionFactory,
@@ -122,8 +124,25 @@ def admin_world(org, connection, post_event, make_event, make_member, superuser)
     failure = Failure.objects.get(definition__code="OFR-DECLINED")
     services.failure_acknowledge(actor=superuser, failure=failure, reason="Smoke test")
     _governance_world(org, superuser, make_member, failure)
+    _ingestion_world(connection)
     for model, _ in REGISTERED:
         assert model._default_manager.exists(), f"no {_label(model)} to open in the admin"
+
+
+def _ingestion_world(connection) -> None:
+    """A connection's own stage and reason vocabulary, a tracking key (deliveries exist)."""
+    ConnectionStage.objects.create(
+        connection=connection, ats_stage="4711", stage_name="Phone Screen", category="screening"
+    )
+    ConnectionReason.objects.create(
+        connection=connection,
+        ats_reason="r-9",
+        reason_name="Took another offer",
+        outcome="withdrawn",
+    )
+    tracking_key_create(
+        actor=None, connection=connection, allowed_origins=["https://ats.example.com"]
+    )
 
 
 def _governance_world(org, superuser, make_member, failure) -> None:

@@ -136,3 +136,14 @@ def test_the_api_is_read_only_otherwise(org, deliveries, make_member):
     assert client.patch(f"{URL}{pk}/", {"state": "processed"}, format="json").status_code == 405
     assert client.post(URL, {}, format="json").status_code == 405
     assert InboundDelivery.objects.get(pk=pk).state == DeliveryState.FAILED
+
+
+@pytest.mark.parametrize("value", ["2308-03-19T20:25:55.94+19:49", "0001-01-01T00:00:00+01:00"])
+def test_time_filters_take_any_offset_without_a_server_error(value, org, deliveries, make_member):
+    from urllib.parse import quote
+
+    response = _client(make_member("ta_ops", org)).get(f"{URL}?received_before={quote(value)}")
+
+    assert response.status_code in (200, 400)
+    if response.status_code == 400:
+        assert "received_before" in response.json()["fields"]
