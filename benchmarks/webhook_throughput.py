@@ -45,15 +45,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCH_DB = "failtrack_bench_hook"
+BENCH_DB = os.environ.get("BENCH_DATABASE", "failtrack_bench_hook")
 REDIS_URL = "redis://127.0.0.1:6379/8"
 SECRET = "bench-hook-secret-0123456789abcdef"
 HOST = "127.0.0.1"
 ENV = {
     **os.environ,
-    "DATABASE_URL": os.environ.get(
-        "BENCH_DATABASE_URL", f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}"
-    ),
+    "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}",
     "DEBUG": "0",
     "SECRET_KEY": "benchmark-only-secret-key-0123456789abcdefghijklmnop",
     "ALLOWED_HOSTS": "127.0.0.1,localhost",
@@ -68,8 +66,14 @@ os.environ.update(ENV)
 sys.path.insert(0, str(ROOT))
 
 
-def _admin_sql(statement: str) -> None:
-    subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", statement], check=True)
+def _admin_sql(statement: str, check: bool = True) -> bool:
+    # Bounded: DROP DATABASE waits for every backend of the cluster to answer a barrier.
+    done = subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", statement],
+        env={**os.environ, "PGOPTIONS": "-c statement_timeout=120s"},
+        check=check,
+    )
+    return done.returncode == 0
 
 
 def _loadavg() -> str:
@@ -250,14 +254,14 @@ def _children(parent: int) -> list[int]:
 class Server:
     """gunicorn serving the benchmark URLs, and where its CPU goes (workers, our backends)."""
 
-    def __init__(self, port: int, workers: int, threads: int, app: str) -> None:
+    def __init__(self, port: int, workers: int, threads: int, worker_class: str, app: str):
         command = [
             str(ROOT / ".venv" / "bin" / "gunicorn"),
             app,
             f"--bind={HOST}:{port}",
             f"--workers={workers}",
             f"--threads={threads}",
-            "--worker-class=gthread" if threads > 1 else "--worker-class=sync",
+            f"--worker-class={worker_class}",
             "--keep-alive=30",
             "--log-level=warning",
             "--no-control-socket",
@@ -397,6 +401,12 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=3.0, help="warm-up seconds each")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=4, help="threads per worker (gthread)")
+    parser.add_argument(
+        "--worker-class",
+        default="gthread",
+        choices=["gthread", "sync"],
+        help="gunicorn worker class (sync: no keep-alive, one request at a time)",
+    )
     parser.add_argument("--port", type=int, default=8768)
     parser.add_argument(
         "--app", default="config.wsgi:application", help="WSGI application gunicorn serves"
@@ -416,7 +426,7 @@ def main() -> int:
     ENV["STATIC_ROOT"] = static_root  # an empty directory: whitenoise only finds nothing
     try:
         hook_path = setup_database()
-        server = Server(args.port, args.workers, args.threads, args.app)
+        server = Server(args.port, args.workers, args.threads, args.worker_class, args.app)
         paths = {"bare": "/bench/bare/", "full": hook_path}
         tallies = {"bare": Tally(), "full": Tally()}
         load_before = _loadavg()
@@ -451,7 +461,7 @@ def main() -> int:
         p99 = _percentile(full.latencies, 0.99) * 1000
         print(
             f"gunicorn {args.workers} workers x {args.threads} threads "
-            f"({'gthread' if args.threads > 1 else 'sync'}), DEBUG=0, LOG_LEVEL=WARNING, "
+            f"({args.worker_class}), DEBUG=0, LOG_LEVEL=WARNING, "
             f"broker {REDIS_URL} (no Celery worker running); {os.cpu_count()} cores"
         )
         print(
@@ -488,7 +498,8 @@ def main() -> int:
         from django.db import connections
 
         connections.close_all()
-        _admin_sql(f"DROP DATABASE IF EXISTS {BENCH_DB}")
+        if not _admin_sql(f"DROP DATABASE IF EXISTS {BENCH_DB}", check=False):
+            print(f"could not drop the scratch database {BENCH_DB}; drop it later")
         broker.flushdb()
         shutil.rmtree(static_root, ignore_errors=True)
 
