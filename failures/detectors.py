@@ -4,6 +4,7 @@ A detector only *finds* failures (as `Detection` values); `failures.services` re
 so that recording, idempotency and side effects live in one place.
 """
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -26,6 +27,10 @@ if TYPE_CHECKING:
     from failures.models import Application, DefinitionVersion
 
 
+# Failure.dedupe_key's column length.
+DEDUPE_KEY_LENGTH = 200
+
+
 @dataclass(frozen=True)
 class Detection:
     """A failure a detector found; recorded once per (definition, application, dedupe_key)."""
@@ -40,6 +45,13 @@ class Detection:
     exempt_reason: str | None = None
     # The reason the triggering event gave (compliance exclusions look at it).
     event_reason: str | None = None
+
+    def __post_init__(self) -> None:
+        # Keys embed ATS ids of up to 200 characters; a key longer than the column keeps a
+        # readable prefix and a digest of the whole, so it stays unique and deterministic.
+        if len(self.dedupe_key) > DEDUPE_KEY_LENGTH:
+            digest = hashlib.sha256(self.dedupe_key.encode("utf-8", "surrogatepass")).hexdigest()
+            object.__setattr__(self, "dedupe_key", f"{self.dedupe_key[:150]}~{digest[:40]}")
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from failures.choices import INTERVIEW_KINDS, EventKind, StageCategory
 # How far ahead of our clock an event may claim to have happened (ATS clock skew).
 MAX_CLOCK_SKEW = timedelta(hours=1)
 MAX_ID_LENGTH = 200
+MIN_YEAR, MAX_YEAR = 1970, 2999
 MAX_TEXT_LENGTH = 300
 # Deepest nesting of objects and arrays accepted anywhere in an event.
 MAX_DEPTH = 32
@@ -166,21 +167,13 @@ def _check_string(text: str, path: str) -> None:
 
 
 def _timestamp(data: dict, key: str, path: str, *, required: bool) -> datetime | None:
+    """An aware ISO 8601 timestamp of something that happened (not later than our clock)."""
     value = data.get(key)
     if value is None or value == "":
         if required:
             raise EventInvalid(path, "This field is required.")
         return None
-    if not isinstance(value, str):
-        raise EventInvalid(path, "Must be an ISO 8601 timestamp string.")
-    try:
-        parsed = parse_datetime(value)
-    except ValueError:
-        parsed = None
-    if parsed is None:
-        raise EventInvalid(path, "Not a valid ISO 8601 timestamp.")
-    if timezone.is_naive(parsed):
-        raise EventInvalid(path, "The timestamp must include a time zone (e.g. Z).")
+    parsed = _timestamp_any(value, path)
     if parsed > timezone.now() + MAX_CLOCK_SKEW:
         raise EventInvalid(path, "The timestamp is in the future.")
     return parsed
@@ -198,6 +191,10 @@ def _timestamp_any(value: Any, path: str) -> datetime:
         raise EventInvalid(path, "Not a valid ISO 8601 timestamp.")
     if timezone.is_naive(parsed):
         raise EventInvalid(path, "The timestamp must include a time zone (e.g. Z).")
+    # Recruiting happens in living memory: a year-1 or year-9999 stamp is a sender's bug
+    # (and some cannot even be stored once converted to UTC).
+    if not MIN_YEAR <= parsed.year <= MAX_YEAR:
+        raise EventInvalid(path, f"The year must be between {MIN_YEAR} and {MAX_YEAR}.")
     return parsed
 
 

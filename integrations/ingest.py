@@ -38,7 +38,7 @@ from failures.events import EventInvalid
 from failures.models import AtsConnection
 from failures.services import event_record
 from integrations.ats import ADAPTERS
-from integrations.ats.base import AtsAdapter, DeliveryInvalid, StoredDelivery, body_sha256
+from integrations.ats.base import AtsAdapter, DeliveryInvalid, Routed, StoredDelivery, body_sha256
 from integrations.ats.mirror import Mirror
 from integrations.credentials import DATABASE_BACKOFF_SECONDS, Backoff, database_backoff
 from integrations.models import DeliveryKey, DeliveryState, InboundDelivery
@@ -483,8 +483,9 @@ def delivery_process(delivery_id: int) -> str | None:
                 if adapter is None:
                     raise DeliveryInvalid("vendor", f"No adapter for vendor {delivery.vendor!r}.")
                 events = adapter.to_events(_stored(delivery), Mirror(delivery.connection))
-                for payload in events or ():
-                    result = event_record(connection=delivery.connection, payload=payload)
+                for item in events or ():
+                    target, payload = _target(delivery, item)
+                    result = event_record(connection=target, payload=payload)
                     recorded.append(result.event.event_id)
         except DeliveryInvalid as exc:
             _fail(delivery, exc.field, f"{exc.field}: {exc.message}")
@@ -531,6 +532,21 @@ def delivery_process(delivery_id: int) -> str | None:
             ]
         )
         return delivery.state
+
+
+def _target(delivery: InboundDelivery, item: Any) -> tuple[AtsConnection, Any]:
+    """Where an adapter's event is recorded: the delivery's connection, or (Routed) another
+    connection of the same organization — never one of another tenant."""
+    if not isinstance(item, Routed):
+        return delivery.connection, item
+    target = AtsConnection.objects.filter(
+        pk=item.connection_id, organization_id=delivery.organization_id
+    ).first()
+    if target is None:
+        raise DeliveryInvalid(
+            "connection", "The application's connection is not in this organization."
+        )
+    return target, item.payload
 
 
 def _ignored_reason(delivery: InboundDelivery) -> str:

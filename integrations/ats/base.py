@@ -109,6 +109,19 @@ class StoredDelivery:
     received_at: datetime
 
 
+@dataclass(frozen=True)
+class Routed:
+    """A canonical event to record on another connection of the same organization.
+
+    For add-on systems (background checks) whose deliveries are about applications an ATS
+    connection owns: recording on the owner keeps one application in the mirror. The
+    processor refuses a connection outside the delivery's organization.
+    """
+
+    connection_id: str
+    payload: dict
+
+
 def refused(reason: str = "Missing or invalid signature.") -> Verification:
     return Verification(ok=False, reason=reason)
 
@@ -270,5 +283,5 @@ class AtsAdapter:
     def verify(self, inbound: Inbound, keys: list[SigningKey], now: datetime) -> Verification:
         raise NotImplementedError
 
-    def to_events(self, delivery: StoredDelivery, mirror: Any) -> list[dict] | None:
+    def to_events(self, delivery: StoredDelivery, mirror: Any) -> list["dict | Routed"] | None:
         raise NotImplementedError

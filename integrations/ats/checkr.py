@@ -42,6 +42,7 @@ from integrations.ats.base import (
     DeliveryInvalid,
     Envelope,
     Inbound,
+    Routed,
     SigningKey,
     StoredDelivery,
     Verification,
@@ -184,16 +185,23 @@ def _linked_by_candidate(checkr_candidate: str, mirror: Any) -> dict:
 
 
 def _base(known: Any, checkr_candidate: str, *, derived: list[str]) -> dict:
-    # The ATS's own candidate id, so both connections name the same person the same way.
+    # The ATS's own candidate id, so both connections name the same person the same way;
+    # the events are recorded on the ATS connection that owns the application.
     return {
         "application": {"id": known.ats_id, "candidate_id": known.candidate_ats_id},
         "job": {"id": known.job_ats_id},
         "link": {LINK_DETAIL: checkr_candidate},
         "derived": derived,
+        "owner": str(known.connection_id) if known.connection_id else None,
     }
 
 
-def _event(base: dict, event_id: str, kind: str, occurred_at: str, facts: dict) -> dict:
+def _event(base: dict, event_id: str, kind: str, occurred_at: str, facts: dict) -> Any:
+    payload = _payload(base, event_id, kind, occurred_at, facts)
+    return Routed(base["owner"], payload) if base["owner"] else payload
+
+
+def _payload(base: dict, event_id: str, kind: str, occurred_at: str, facts: dict) -> dict:
     details = {
         "system": SYSTEM,
         **base["link"],

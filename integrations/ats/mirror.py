@@ -36,6 +36,8 @@ class KnownApplication:
     current_stage: str
     stage_category: str
     status: str
+    # The connection that owns the application (filled where an add-on looks across them).
+    connection_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,7 @@ class Mirror:
         )
 
     def application_by_event_detail(self, key: str, value: str) -> KnownApplication | None:
-        """The application of this connection's latest event whose `details[key]` is value.
+        """The application of the organization's latest event whose `details[key]` is value.
 
         For vendors that name their own object but not the application (a Checkr
         candidate): the event that first linked the two recorded the vendor's id in its
@@ -161,7 +163,7 @@ class Mirror:
             return None
         row = (
             RecruitingEvent.objects.filter(
-                connection_id=self.connection.pk,
+                organization_id=self.connection.organization_id,
                 application__isnull=False,
                 **{f"payload__details__{key}": str(value)},
             )
@@ -173,6 +175,7 @@ class Mirror:
                 "application__current_stage",
                 "application__stage_category",
                 "application__status",
+                "application__connection_id",
             )
             .first()
         )
@@ -199,6 +202,7 @@ class Mirror:
                 "current_stage",
                 "stage_category",
                 "status",
+                "connection_id",
             )
             .first()
         )
@@ -211,7 +215,7 @@ class Mirror:
         if _comparable(application_ats_id) is None:
             return False
         return IntegrationError.objects.filter(
-            application__connection_id=self.connection.pk,
+            application__organization_id=self.connection.organization_id,
             application__ats_id=str(application_ats_id),
             system=system,
             recovered_at__isnull=True,
