@@ -96,6 +96,12 @@ DATABASES = {
         conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A database host that drops packets must fail a connection attempt quickly (the hook
+    # then spools), not hang a web worker until it is killed.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", int(os.environ.get("DATABASE_CONNECT_TIMEOUT", "3"))
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The embedded default serves one demo: wait for the worker's writes instead of
     # failing with "database is locked", and never keep connections across requests.
@@ -218,6 +224,13 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = max(2_621_440, FAILTRACK_WEBHOOK_MAX_BYTES)
 # tracking key may send per minute before 429.
 FAILTRACK_BEACON_MAX_BYTES = int(os.environ.get("FAILTRACK_BEACON_MAX_BYTES", 4096))
 FAILTRACK_BEACON_RATE_PER_MINUTE = int(os.environ.get("FAILTRACK_BEACON_RATE_PER_MINUTE", 600))
+# Seconds a web process trusts its cached copy of a connection's signing keys (revoking a
+# key takes this long to reach every process; during a database outage older copies serve).
+FAILTRACK_CREDENTIALS_FRESH_SECONDS = float(
+    os.environ.get("FAILTRACK_CREDENTIALS_FRESH_SECONDS", 30)
+)
+# Largest body of a batch import (JSON lines) in bytes.
+FAILTRACK_BATCH_MAX_BYTES = int(os.environ.get("FAILTRACK_BATCH_MAX_BYTES", 10 * 1024 * 1024))
 # The address the ATS reaches us at; printed in webhook URLs (connection_create).
 FAILTRACK_PUBLIC_URL = os.environ.get("FAILTRACK_PUBLIC_URL", "http://localhost:8000")
 # Fernet keys encrypting connection secrets at rest, comma-separated; the first encrypts,

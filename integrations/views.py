@@ -175,6 +175,10 @@ class AtsHookView(APIView):
                 received_at=now,
                 refuse_reused_key=adapter.refuse_reused_key_with_other_body,
             )
+        except OSError:
+            # Neither the database nor the local spool could take it: do not claim success.
+            logger.error("delivery neither stored nor spooled vendor=%s", vendor)
+            return _error(503, "Temporarily unavailable; please retry.", **{"Retry-After": "30"})
         except KeyReused:
             logger.warning(
                 "hook one-time token reused vendor=%s connection=%s",

@@ -834,3 +834,21 @@ def test_logs_never_contain_the_secret_the_candidate_or_the_body(
     for body in (good_body, bad_body):
         assert body.decode() not in everything
     assert "Compensation" not in everything
+
+
+@pytest.mark.django_db
+def test_a_delivery_neither_stored_nor_spooled_is_503_not_success(
+    monkeypatch, post_event, make_event
+):
+    import integrations.views
+
+    def full_disk(**fields):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(integrations.views, "delivery_accept", full_disk)
+
+    response = post_event(make_event())
+
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "30"
+    assert InboundDelivery.objects.count() == 0
