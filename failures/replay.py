@@ -1,17 +1,22 @@
 """Retrospective analysis: what a definition version would have flagged over a past period.
 
-The replay re-records the organization's own events, in the order they happened, into a
-scratch copy of the organization whose only rules are the replayed version and the version
-in force, runs the periodic scan at the end of the period, and reads the failures — all
-inside a transaction that is rolled back. It therefore uses exactly the code that records
-failures for real (a replay equals what recording would produce) and writes nothing.
+`version_replay` answers what re-recording the organization's own events, in the order
+they happened, into a scratch copy of the organization whose only rules are the replayed
+version and the version in force, then scanning at the end of the period, would record —
+without writing anything. It streams the event log one application at a time
+(`failures.replay_stream`, docs/decisions.md §18), about a thousand times faster than
+doing it.
+
+`version_replay_recorded` does it: it re-records every event through
+`services.event_record` inside a transaction that is rolled back. It is the reference the
+streamed replay is held equal to in the tests, and runs at recording speed.
 """
 
 import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db import transaction
 from django.db.models import Q
@@ -28,6 +33,7 @@ from failures.models import (
     RecruitingEvent,
     StageMapping,
 )
+from failures.replay_stream import RuleTally, replay_stream, rule_copy
 from failures.selectors import definition_versions_in_force
 from failures.services import detection_scan, event_record
 
@@ -103,6 +109,20 @@ def replay_events(organization: Organization, start: datetime, end: datetime):  
     )
 
 
+def _version_in_force(version: DefinitionVersion, end: datetime) -> DefinitionVersion | None:
+    definition = version.definition
+    return next(
+        (
+            v
+            for v in definition_versions_in_force(
+                at=end, organization_id=definition.organization_id
+            )
+            if v.definition_id == definition.pk
+        ),
+        None,
+    )
+
+
 def version_replay(
     *,
     version: DefinitionVersion,
@@ -111,47 +131,120 @@ def version_replay(
     examples: int = 10,
     on_event: Callable[[], None] | None = None,
 ) -> ReplayResult:
-    """Replay `version` (any status) over [start, end) beside the version in force."""
+    """Replay `version` (any status) over [start, end) beside the version in force.
+
+    Reads the event log and the organization's settings only; writes nothing.
+    """
     if end <= start:
         raise ValueError("The period must end after it starts.")
     definition = version.definition
-    organization = definition.organization
-    in_force = next(
-        (
-            v
-            for v in definition_versions_in_force(at=end, organization_id=organization.pk)
-            if v.definition_id == definition.pk
-        ),
-        None,
+    in_force = _version_in_force(version, end)
+    rules = [rule_copy(0, version, definition.code)]
+    if in_force is not None:
+        rules.append(rule_copy(1, in_force, definition.code + CURRENT_SUFFIX))
+    streamed = replay_stream(
+        organization=definition.organization,
+        rules=rules,
+        start=start,
+        end=end,
+        examples=examples,
+        on_event=on_event,
     )
+    result = ReplayResult(
+        version=version,
+        in_force=in_force,
+        start=start,
+        end=end,
+        events=streamed.events,
+        skipped=streamed.skipped,
+        applications=streamed.applications,
+        replayed=_tally_outcome(rules[0].tally, definition.stage_category),
+    )
+    if in_force is not None:
+        result.current = _tally_outcome(rules[1].tally, definition.stage_category)
+    return result
+
+
+def _tally_outcome(tally: RuleTally, category: str) -> ReplayOutcome:
+    """A streamed rule's tally as a ReplayOutcome (examples earliest first)."""
+    return ReplayOutcome(
+        total=tally.total,
+        by_stage=Counter({category: tally.total}) if tally.total else Counter(),
+        by_team=Counter(tally.by_team),
+        exempted=tally.exempted,
+        keys=tally.keys,
+        examples=[example for _, _, example in sorted(tally.examples, key=lambda i: (-i[0], i[1]))],
+    )
+
+
+def version_replay_recorded(
+    *,
+    version: DefinitionVersion,
+    start: datetime,
+    end: datetime,
+    examples: int = 10,
+    on_event: Callable[[], None] | None = None,
+) -> ReplayResult:
+    """The reference replay: re-record every event into a scratch organization, roll back."""
+    if end <= start:
+        raise ValueError("The period must end after it starts.")
+    definition = version.definition
+    in_force = _version_in_force(version, end)
+    rules = [(version, definition.code)]
+    if in_force is not None:
+        rules.append((in_force, definition.code + CURRENT_SUFFIX))
     result = ReplayResult(version=version, in_force=in_force, start=start, end=end)
+    outcomes = rules_replay_recorded(
+        organization=definition.organization,
+        rules=rules,
+        start=start,
+        end=end,
+        examples=examples,
+        on_event=on_event,
+        counts=result,
+    )
+    result.replayed = outcomes[0]
+    if in_force is not None:
+        result.current = outcomes[1]
+    return result
+
+
+def rules_replay_recorded(
+    *,
+    organization: Organization,
+    rules: list[tuple[DefinitionVersion, str]],
+    start: datetime,
+    end: datetime,
+    examples: int,
+    counts: ReplayResult,
+    on_event: Callable[[], None] | None = None,
+) -> list[ReplayOutcome]:
+    """Re-record the period's events with these (version, code) rules only, and roll back.
+
+    Fills the event and application counts of `counts`; returns one outcome per rule.
+    """
     try:
         with transaction.atomic():
             scratch, connection = _scratch_organization(organization)
-            replayed_definition = _rule_copy(scratch, definition, version, definition.code)
-            current_definition = (
-                _rule_copy(scratch, definition, in_force, definition.code + CURRENT_SUFFIX)
-                if in_force is not None
-                else None
-            )
+            copies = [
+                _rule_copy(scratch, version.definition, version, code) for version, code in rules
+            ]
             for payload in replay_events(organization, start, end).iterator(chunk_size=2000):
                 try:
                     event_record(connection=connection, payload=payload)
                 except EventInvalid:
                     # Accepted once, refused by today's validation: counted, not replayed.
-                    result.skipped += 1
-                result.events += 1
+                    counts.skipped += 1
+                counts.events += 1
                 if on_event:
                     on_event()
             detection_scan(now=end, organization=scratch)
-            result.applications = Application.objects.filter(organization=scratch).count()
-            result.replayed = _outcome(replayed_definition, start, end, examples)
-            if current_definition is not None:
-                result.current = _outcome(current_definition, start, end, examples)
+            counts.applications = Application.objects.filter(organization=scratch).count()
+            outcomes = [_outcome(copy, start, end, examples) for copy in copies]
             raise _Rollback
     except _Rollback:
         pass
-    return result
+    return outcomes
 
 
 def replay_event_count(*, version: DefinitionVersion, start: datetime, end: datetime) -> int:
@@ -197,7 +290,7 @@ def _rule_copy(
         definition=copy,
         number=version.number,
         status=VersionStatus.APPROVED,
-        effective_from=datetime(2000, 1, 1, tzinfo=version.created_at.tzinfo),
+        effective_from=datetime(2000, 1, 1, tzinfo=UTC),
         **{name: getattr(version, name) for name in _COPIED_VERSION_FIELDS},
     )
     return copy

@@ -25,7 +25,11 @@ every detector kind.
 import heapq
 import itertools
 import json
+import multiprocessing
+import os
+import queue
 import re
+import time
 from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -171,10 +175,16 @@ class EventReader:
         self.latest = timezone.now() + MAX_CLOCK_SKEW
         self._application: tuple[Any, ApplicationRef | None] = (None, None)
         self._job: tuple[Any, JobRef | None] = (None, None)
+        self._stage: tuple[Any, StageRef | None] = (None, None)
+        self._actor: tuple[Any, tuple[str, str] | None] = (None, None)
+        self._kinds: dict[str, str] = {}  # kinds already validated, as given -> as read
 
     def read(self, text: str) -> CanonicalEvent:
         """The event in `text`; EventInvalid when event_parse refuses it."""
-        if _NEEDS_FULL_CHECK.search(text) or text.count("{") + text.count("[") > MAX_DEPTH:
+        plain = text.isascii() and "\\" not in text
+        if (not plain and _NEEDS_FULL_CHECK.search(text)) or (
+            text.count("{") + text.count("[") > MAX_DEPTH
+        ):
             return event_parse(json.loads(text))
         data = json.loads(text)
         try:
@@ -186,9 +196,14 @@ class EventReader:
         if not isinstance(data, dict) or not _EVENT_KEYS.issuperset(data):
             raise _Slow
         event_id = _text(data, "id", required=True, limit=MAX_ID_LENGTH)
-        kind = _text(data, "kind", required=True, limit=80)
-        if not _KIND_PATTERN.match(kind):  # type: ignore[arg-type]
-            raise _Slow
+        given_kind = data.get("kind")
+        kind = self._kinds.get(given_kind) if isinstance(given_kind, str) else None
+        if kind is None:
+            kind = _text(data, "kind", required=True, limit=80)
+            if not _KIND_PATTERN.match(kind):  # type: ignore[arg-type]
+                raise _Slow
+            if isinstance(given_kind, str):
+                self._kinds[given_kind] = kind  # type: ignore[assignment]
         occurred_at = _moment(data, "occurred_at", self.latest, required=True)
         app_data = data.get("application")
         if app_data is None:
@@ -200,6 +215,8 @@ class EventReader:
         if stage_data is None:
             if kind == EventKind.APPLICATION_STAGE_CHANGED:
                 raise _Slow
+        elif self._stage[1] is not None and stage_data == self._stage[0]:
+            stage = self._stage[1]
         else:
             stage_data = _flat(stage_data)
             category = _text(stage_data, "category", required=False, limit=20)
@@ -207,6 +224,7 @@ class EventReader:
                 raise _Slow
             name = _text(stage_data, "name", required=True, limit=200)
             stage = StageRef(name=name, category=category)  # type: ignore[arg-type]
+            self._stage = (stage_data, stage)
         interview = None
         interview_data = data.get("interview")
         if interview_data is None:
@@ -229,7 +247,13 @@ class EventReader:
                 scheduled_for=scheduled_for,
             )
         actor = data.get("actor")
-        actor = {} if actor is None else _flat(actor)
+        if self._actor[1] is not None and actor == self._actor[0]:
+            actor_id, actor_role = self._actor[1]
+        else:
+            actor_data = {} if actor is None else _flat(actor)
+            actor_id = _text(actor_data, "id", required=False, limit=MAX_ID_LENGTH) or ""
+            actor_role = _text(actor_data, "role", required=False, limit=60) or ""
+            self._actor = (actor, (actor_id, actor_role))
         details = data.get("details")
         details = {} if details is None else _flat(details)
         return CanonicalEvent(
@@ -240,8 +264,8 @@ class EventReader:
             job=job,
             stage=stage,
             interview=interview,
-            actor_id=_text(actor, "id", required=False, limit=MAX_ID_LENGTH) or "",
-            actor_role=_text(actor, "role", required=False, limit=60) or "",
+            actor_id=actor_id,
+            actor_role=actor_role,
             details=details,
             raw=data,
         )
@@ -402,6 +426,8 @@ class JobBook:
         if timeline is None:
             return _NEW_JOB
         keys, states = timeline
+        if len(keys) == 1:
+            return states[0] if key >= keys[0] else _NEW_JOB
         index = bisect_right(keys, key)
         return states[index - 1] if index else _NEW_JOB
 
@@ -640,57 +666,83 @@ class _Replay:
 
     # Reading -----------------------------------------------------------------------------
 
-    def _chunks(self) -> Iterator[list[tuple]]:
-        """The alive applications' events, a chunk of applications at a time, in time order."""
+    def _chunks(self, share: tuple[int, int]) -> Iterator[tuple[dict[int, Any], list[tuple]]]:
+        """The alive applications' events, a chunk of applications at a time, in time order.
+
+        `share` (k, n): only applications whose id is k modulo n (one worker's share).
+        """
         last = 0
         while True:
             with db.cursor() as cursor:
                 cursor.execute(
-                    f"SELECT a.id FROM failures_application a WHERE {self.alive_where} "  # noqa: S608
+                    f"SELECT a.id, a.connection_id FROM failures_application a "  # noqa: S608
+                    f"WHERE {self.alive_where} AND a.id %% %(workers)s = %(worker)s "
                     "AND a.id > %(after)s ORDER BY a.id LIMIT %(limit)s",
-                    {**self.params, "after": last, "limit": CHUNK_APPLICATIONS},
+                    {
+                        **self.params,
+                        "after": last,
+                        "limit": CHUNK_APPLICATIONS,
+                        "worker": share[0],
+                        "workers": share[1],
+                    },
                 )
-                ids = [row[0] for row in cursor.fetchall()]
-                if not ids:
+                connections = dict(cursor.fetchall())
+                if not connections:
                     return
+                ids = list(connections)
                 last = ids[-1]
                 cursor.execute(
-                    "SELECT e.application_id, e.id, e.connection_id, e.occurred_at, "
-                    "e.payload::text FROM failures_recruitingevent e "
+                    "SELECT e.application_id, e.id, e.payload::text "
+                    "FROM failures_recruitingevent e "
                     "WHERE e.organization_id = %(org)s AND e.occurred_at < %(end)s "
                     "AND e.application_id = ANY(%(ids)s) "
                     "ORDER BY e.application_id, e.occurred_at, e.id",
                     {**self.params, "ids": ids},
                 )
                 rows = cursor.fetchall()
-            yield rows
+            yield connections, rows
 
-    def run(self, without: set[int]) -> tuple[StreamResult, set[int]]:
-        """One pass; returns the result and the ids of the events found invalid."""
+    def book_build(self, without: set[int]) -> None:
+        """The job timelines, leaving out the events in `without`."""
         self.book = JobBook(
             self.regions,
             f"{self.alive_where} AND e.organization_id = %(org)s AND e.occurred_at < %(end)s",
             self.params,
             without,
         )
+
+    def run(
+        self, share: tuple[int, int] = (0, 1), done: Any = None
+    ) -> tuple[StreamResult, set[int]]:
+        """One pass over a share of the applications (the job book built).
+
+        Returns the result and the ids of the events found invalid. `done`, a shared
+        counter, is advanced by the events of each chunk (a worker's progress).
+        """
         result = StreamResult(rules=self.rules)
         invalid: set[int] = set()
         reader = EventReader()
         on_event = self.on_event
-        for rows in self._chunks():
+        for connections, rows in self._chunks(share):
+            if done is not None:
+                with done.get_lock():
+                    done.value += len(rows)
             app: MirrorApplication | None = None
-            current_id = None
-            for application_id, pk, connection_id, occurred_at, text in rows:
+            current_id = connection_id = None
+            for application_id, pk, text in rows:
                 if application_id != current_id:
                     if app is not None:
                         self._finish(app, result)
                     app, current_id = None, application_id
+                    connection_id = connections[application_id]
                 result.events += 1
                 if on_event:
                     on_event()
                 try:
                     event = reader.read(text)
-                    app = self._record(app, application_id, connection_id, (occurred_at, pk), event)
+                    # The log's occurred_at column is the event's own (both from one parse).
+                    key = (event.occurred_at, pk)
+                    app = self._record(app, application_id, connection_id, key, event)
                 except EventInvalid:
                     # Accepted once, refused by today's validation: counted, not replayed.
                     result.skipped += 1
@@ -1224,18 +1276,113 @@ def replay_stream(
     end: datetime,
     examples: int = 10,
     on_event: Callable[[], None] | None = None,
+    workers: int | None = None,
 ) -> StreamResult:
     """Replay the rules over the organization's events of applications alive in [start, end).
 
-    Reads only. When some events turn out invalid and had changed a job's attributes, the
-    pass is run again with those events left out of the job timelines (re-recording rolls
-    an invalid event back whole, its job update included).
+    Reads only. With more than one worker (by default one per CPU, on PostgreSQL, outside
+    a transaction: a worker has its own connection, which would not see uncommitted rows),
+    the applications are shared out by id among forked processes and their tallies added
+    up. When some events turn out invalid and had changed a job's attributes, the pass is
+    run again with those events left out of the job timelines (re-recording rolls an
+    invalid event back whole, its job update included).
     """
+    if workers is None:
+        workers = os.cpu_count() or 1
+    if db.vendor != "postgresql" or db.in_atomic_block:
+        workers = 1
     replay = _Replay(organization, rules, start, end, examples, on_event)
-    result, invalid = replay.run(without=set())
-    if invalid & replay.book.event_ids:
+    without: set[int] = set()
+    while True:
+        replay.book_build(without)
+        if workers == 1:
+            result, invalid = replay.run()
+        else:
+            result, invalid = _run_in_workers(replay, workers)
+        if not (invalid - without) & replay.book.event_ids:
+            return result
+        without |= invalid
         for rule in rules:
             rule.tally = RuleTally()
-        replay.on_event = None
-        result, invalid = replay.run(without=invalid)
-    return result
+        replay.on_event = None  # the progress bar counted the events once
+
+
+def _worker(replay: "_Replay", share: tuple[int, int], done: Any, results: Any) -> None:
+    try:
+        result, invalid = replay.run(share, done)
+        tallies = [rule.tally for rule in result.rules]
+        results.put(
+            (share[0], (result.events, result.skipped, result.applications), tallies, invalid, None)
+        )
+    except BaseException as error:  # handed to the parent, which raises it
+        results.put((share[0], None, None, None, repr(error)))
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+
+
+def _run_in_workers(replay: "_Replay", workers: int) -> tuple[StreamResult, set[int]]:
+    """One pass shared among forked worker processes; their tallies added up."""
+    from django.db import connections
+
+    context = multiprocessing.get_context("fork")
+    done = context.Value("q", 0)
+    results = context.Queue()
+    connections.close_all()  # each worker opens its own connection
+    processes = [
+        context.Process(target=_worker, args=(replay, (k, workers), done, results), daemon=True)
+        for k in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    answers = []
+    reported = 0
+    try:
+        while len(answers) < workers:
+            try:
+                answers.append(results.get(timeout=0.2))
+            except queue.Empty:
+                answered = {answer[0] for answer in answers}
+                if any(
+                    not process.is_alive() and k not in answered
+                    for k, process in enumerate(processes)
+                ):
+                    time.sleep(1)  # its answer may still be on its way
+                    if results.empty():
+                        raise RuntimeError("A replay worker died.") from None
+            if replay.on_event is not None:
+                for _ in range(done.value - reported):
+                    replay.on_event()
+                reported = done.value
+    finally:
+        for process in processes:
+            process.join(timeout=5)
+            if process.is_alive():
+                process.terminate()
+    result = StreamResult(rules=replay.rules)
+    invalid: set[int] = set()
+    for rule in replay.rules:
+        rule.tally = RuleTally()
+    for _, counts, tallies, worker_invalid, error in sorted(answers, key=lambda a: a[0]):
+        if error is not None:
+            raise RuntimeError(f"A replay worker failed: {error}")
+        result.events += counts[0]
+        result.skipped += counts[1]
+        result.applications += counts[2]
+        invalid |= worker_invalid
+        for rule, tally in zip(replay.rules, tallies, strict=True):
+            _tally_merge(rule.tally, tally, replay.examples)
+    return result, invalid
+
+
+def _tally_merge(into: RuleTally, tally: RuleTally, examples: int) -> None:
+    into.total += tally.total
+    into.exempted += tally.exempted
+    for team, count in tally.by_team.items():
+        into.by_team[team] = into.by_team.get(team, 0) + count
+    into.keys |= tally.keys
+    earliest = heapq.nlargest(examples, [*into.examples, *tally.examples], key=lambda i: i[:2])
+    # Re-numbered so that no two items tie (a tie would compare the example dicts).
+    into.examples = [(item[0], n, item[2]) for n, item in enumerate(earliest)]
+    heapq.heapify(into.examples)
