@@ -7,7 +7,9 @@ history, candidates, applications, stage transitions, holds, interviews, integra
 offer approvals, hires) and the same on-event failures. What differs is the cost:
 
 - lines are read as a stream and handled in chunks of `CHUNK_LINES`, so memory does not
-  grow with the file;
+  grow with the file; a thread of its own validates the next chunk while the current one
+  is written (Python work overlapping database waits);
+- the event log's monthly partitions the file needs are created before its rows arrive;
 - a chunk's events are validated in Python, then its mirror is worked out in memory, line
   by line, from the state of the chunk's applications loaded in a few queries;
 - the chunk is written in one transaction: on PostgreSQL with COPY (straight into the
