@@ -20,6 +20,13 @@ least 60 % of bare, full p99 under 100 ms). Every 2xx of the hook must be a stor
 InboundDelivery (and every bare 2xx a row), or the run fails: it cannot pass by dropping
 work.
 
+gunicorn runs 2 gthread workers of 4 threads by default: one process per core, because
+Python code holds the GIL and only processes use both cores; threads so that a worker
+keeps its core busy while a request waits on PostgreSQL or Redis (four round trips per
+delivery); more threads than that only add GIL hand-offs and tail latency, more processes
+only add context switches on 2 cores. gthread also keeps client connections alive, as a
+vendor's sender or a proxy in front would. Both endpoints are served by the same workers.
+
 The load generator runs in this process: one asyncio event loop, one raw HTTP/1.1
 keep-alive connection per client, requests prepared ahead of each round (body, signature),
 latency measured from the first byte written to the last byte of the answer read. It
