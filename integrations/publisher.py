@@ -75,7 +75,8 @@ class ProcessingPublisher:
                         target=self._run, name="deliveries-publisher", daemon=True
                     )
                     self._thread.start()
-                self._ready.notify()
+                if len(self._pending) in (1, self._batch):  # the thread waits for these only
+                    self._ready.notify()
                 return
             self._publishing += 1
         try:
