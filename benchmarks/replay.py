@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import subprocess
 import sys
 import threading
@@ -47,6 +48,13 @@ sys.path.insert(0, str(ROOT))
 
 def _admin_sql(statement: str) -> None:
     subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", statement], check=True)
+
+
+def _cpu_seconds() -> float:
+    """User and system CPU of this process and of its finished worker processes."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime
 
 
 def _rss_mib() -> float:
@@ -272,16 +280,21 @@ def main() -> None:
             writing = time.perf_counter() - started
             organization = organization.__class__.objects.get(slug=f"bench-{size}")
             version = organization.definitions.get(code="SCR-SLA-BREACH").versions.get(number=1)
+            cpu_before = _cpu_seconds()
             with _PeakMemory() as memory:
                 started = time.perf_counter()
                 replay = version_replay(version=version, start=start, end=end)
                 seconds = time.perf_counter() - started
+            cpu = _cpu_seconds() - cpu_before
             measured.append((size, seconds))
+            workers_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
             print(
                 f"{size:>9,} applications, {events:,} events (written in {writing:.0f} s): "
                 f"replayed in {seconds:.1f} s = {size / seconds:,.0f} applications/s, "
                 f"{events / seconds:,.0f} events/s; {replay.replayed.total:,} failures; "
-                f"memory {memory.before:.0f} -> peak {memory.peak:.0f} MiB"
+                f"Python CPU {cpu:.0f} s (PostgreSQL's not counted), load average "
+                f"{os.getloadavg()[0]:.1f}; memory {memory.before:.0f} -> peak "
+                f"{memory.peak:.0f} MiB, largest worker {workers_peak:.0f} MiB"
             )
 
         # 3. One million applications.

@@ -437,6 +437,7 @@ class ChangeRequestAdmin(ScopedAdmin):
                 version=obj.version,
                 start=form.cleaned_data["since"],
                 end=form.cleaned_data["until"],
+                workers=1,  # a web process does not fork; the command uses every CPU
             )
         return TemplateResponse(
             request,

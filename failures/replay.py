@@ -130,10 +130,12 @@ def version_replay(
     end: datetime,
     examples: int = 10,
     on_event: Callable[[], None] | None = None,
+    workers: int | None = None,
 ) -> ReplayResult:
     """Replay `version` (any status) over [start, end) beside the version in force.
 
-    Reads the event log and the organization's settings only; writes nothing.
+    Reads the event log and the organization's settings only; writes nothing. `workers`:
+    processes sharing the applications (default one per CPU; see replay_stream).
     """
     if end <= start:
         raise ValueError("The period must end after it starts.")
@@ -149,6 +151,7 @@ def version_replay(
         end=end,
         examples=examples,
         on_event=on_event,
+        workers=workers,
     )
     result = ReplayResult(
         version=version,

@@ -399,6 +399,7 @@ def test_the_command_prints_the_comparison_with_a_progress_bar(history):
         (["999999"], {}, "No definition version"),
         (None, {"since": "yesterday"}, "--since"),
         (None, {"since": "2026-10-02T00:00:00Z", "until": "2026-10-01T00:00:00Z"}, "after"),
+        (None, {"workers": 0}, "--workers"),
     ],
 )
 def test_the_command_refuses_bad_input(org, args, options, message):

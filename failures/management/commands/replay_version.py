@@ -33,6 +33,12 @@ class Command(BaseCommand):
         parser.add_argument("--since", help="Start of the period (default: 90 days ago).")
         parser.add_argument("--until", help="End of the period (default: now).")
         parser.add_argument("--examples", type=int, default=5)
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=None,
+            help="Processes sharing the applications (default: one per CPU).",
+        )
 
     def handle(self, *args: object, **options: Any) -> None:
         version = (
@@ -46,6 +52,8 @@ class Command(BaseCommand):
         start = _moment(options["since"], "since") or end - timedelta(days=90)
         if end <= start:
             raise CommandError("--until must be after --since.")
+        if options["workers"] is not None and options["workers"] < 1:
+            raise CommandError("--workers must be at least 1.")
         total = replay_event_count(version=version, start=start, end=end)
         progress = Progress(total, "replaying", stream=self.stderr, unit="events")
         result = version_replay(
@@ -54,6 +62,7 @@ class Command(BaseCommand):
             end=end,
             examples=options["examples"],
             on_event=progress.advance,
+            workers=options["workers"],
         )
         progress.finish()
         definition = version.definition
