@@ -25,13 +25,11 @@ class InboundDeliveryAdmin(ScopedAdmin):
     list_display = [
         "id",
         "received_at",
-        "connection",
-        "vendor",
+        "state_label",
+        "connection_name",
+        "vendor_code",
         "event_type",
-        "state",
         "events_recorded",
-        "attempts",
-        "spooled",
     ]
     list_filter = ["state", "vendor", "connection", "spooled", "received_at"]
     search_fields = ["dedupe_key", "event_type"]
@@ -82,6 +80,19 @@ class InboundDeliveryAdmin(ScopedAdmin):
             "show_delete_link": False,
         }
         return super().change_view(request, object_id, form_url, extra_context)
+
+    @admin.display(description="Connection", ordering="connection__name")
+    def connection_name(self, obj: InboundDelivery) -> str:
+        return obj.connection.name
+
+    @admin.display(description="Vendor", ordering="vendor")
+    def vendor_code(self, obj: InboundDelivery) -> str:
+        return obj.vendor
+
+    @admin.display(description="State", ordering="state")
+    def state_label(self, obj: InboundDelivery) -> str:
+        colour = {"failed": "#ba2121", "received": "#b36b00"}.get(obj.state, "inherit")
+        return format_html('<strong style="color: {}">{}</strong>', colour, obj.state)
 
     @admin.display(description="Headers (credentials removed)")
     def headers_pretty(self, obj: InboundDelivery) -> str:
