@@ -345,20 +345,23 @@ class JobState:
 _NEW_JOB = JobState()
 _TIMELINE_SQL = """
     SELECT connection_id, job_id, occurred_at, id, strategic, seniority, region, team FROM (
-        SELECT e.connection_id, btrim(e.payload->'job'->>'id') AS job_id, e.occurred_at, e.id,
-               e.payload->'job'->'is_strategic' AS strategic,
-               e.payload->'job'->'seniority' AS seniority,
-               e.payload->'job'->>'region' AS region, e.payload->'job'->>'team' AS team,
-               lag(e.payload->'job'->'is_strategic') OVER w AS strategic_before,
-               lag(e.payload->'job'->'seniority') OVER w AS seniority_before,
-               lag(e.payload->'job'->>'region') OVER w AS region_before,
-               lag(e.payload->'job'->>'team') OVER w AS team_before,
+        SELECT ev.*,
+               lag(strategic) OVER w AS strategic_before,
+               lag(seniority) OVER w AS seniority_before,
+               lag(region) OVER w AS region_before,
+               lag(team) OVER w AS team_before,
                row_number() OVER w AS n
-        FROM failures_recruitingevent e
-        JOIN failures_application a ON a.id = e.application_id
-        WHERE {where}
-        WINDOW w AS (PARTITION BY e.connection_id, btrim(e.payload->'job'->>'id')
-                     ORDER BY e.occurred_at, e.id)
+        FROM (
+            SELECT e.connection_id, btrim(e.payload->'job'->>'id') AS job_id, e.occurred_at,
+                   e.id, e.payload->'job'->'is_strategic' AS strategic,
+                   e.payload->'job'->'seniority' AS seniority,
+                   e.payload->'job'->>'region' AS region, e.payload->'job'->>'team' AS team
+            FROM failures_recruitingevent e
+            JOIN failures_application a ON a.id = e.application_id
+            WHERE {where}
+            OFFSET 0  -- sort the few extracted columns, not the whole events
+        ) ev
+        WINDOW w AS (PARTITION BY connection_id, job_id ORDER BY occurred_at, id)
     ) changes
     WHERE n = 1 OR strategic IS DISTINCT FROM strategic_before
        OR seniority IS DISTINCT FROM seniority_before
@@ -1308,6 +1311,7 @@ def replay_stream(
 
 
 def _worker(replay: "_Replay", share: tuple[int, int], done: Any, results: Any) -> None:
+    replay.on_event = None  # the parent reports progress from `done`
     try:
         result, invalid = replay.run(share, done)
         tallies = [rule.tally for rule in result.rules]
