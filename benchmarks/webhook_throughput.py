@@ -23,11 +23,12 @@ work.
 gunicorn runs 2 gthread workers of 8 threads by default: one process per core, because
 Python code holds the GIL and only processes use both cores; threads so that a worker
 keeps its core busy while requests wait on PostgreSQL or Redis (a delivery makes four
-database round trips, whose latency grows when PostgreSQL competes for the same cores).
-Measured here, 2 x 8 gave the hook more throughput and a lower p99 than 2 x 4 (no queueing
-behind busy threads at 16 clients), and 3 or 4 single-thread or sync workers less (sync
-workers also close every connection). gthread keeps client connections alive, as a
-vendor's sender or a proxy in front would. Both endpoints are served by the same workers.
+database round trips, whose latency grows when PostgreSQL competes for the same cores),
+and 8 of them so that none of the 16 clients queues behind busy threads. Measured here,
+2 x 4 and 2 x 8 gave the hook the same throughput within the run-to-run noise, and
+single-thread or sync workers less (sync workers also close every connection). gthread
+keeps client connections alive, as a vendor's sender or a proxy in front would. Both
+endpoints are served by the same workers.
 
 The load generator runs in this process: one asyncio event loop, one raw HTTP/1.1
 keep-alive connection per client, requests prepared ahead of each round (body, signature),
