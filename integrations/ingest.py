@@ -31,6 +31,7 @@ from django.db import (
     OperationalError,
     transaction,
 )
+from django.db import connection as db_connection
 from django.db.models import F
 from django.utils import timezone
 
@@ -186,6 +187,24 @@ def delivery_store(
     """
     digest = body_sha256(body)
     key = dedupe_key_stored(dedupe_key)
+    if db_connection.vendor == "postgresql":
+        delivery_id = _store_one_statement(
+            connection_id=connection_id,
+            organization_id=organization_id,
+            vendor=vendor,
+            event_type=_storable(event_type[:_EVENT_TYPE_LENGTH]),
+            key=key,
+            body=body,
+            digest=digest,
+            headers=headers,
+            verified_with=_storable(verified_with[:200]),
+            received_at=received_at,
+            spooled=spooled,
+        )
+        if delivery_id is not None:
+            transaction.on_commit(lambda: delivery_enqueue(delivery_id))
+            return Receipt(delivery_id=delivery_id)
+        return _duplicate(connection_id, key, digest, refuse_reused_key)
     try:
         with transaction.atomic():
             delivery = InboundDelivery.objects.create(
@@ -210,13 +229,84 @@ def delivery_store(
             )
             transaction.on_commit(lambda: delivery_enqueue(delivery.pk))
     except IntegrityError:
-        first = DeliveryKey.objects.filter(connection_id=connection_id, dedupe_key=key).first()
-        if first is None:  # the constraint that failed was not the dedupe key
-            raise
-        if refuse_reused_key and first.body_sha256 != digest:
-            raise KeyReused(key) from None
-        return Receipt(delivery_id=first.delivery_id, duplicate=True)
+        if not DeliveryKey.objects.filter(connection_id=connection_id, dedupe_key=key).exists():
+            raise  # the constraint that failed was not the dedupe key
+        return _duplicate(connection_id, key, digest, refuse_reused_key)
     return Receipt(delivery_id=delivery.pk)
+
+
+def _duplicate(connection_id: Any, key: str, digest: str, refuse_reused_key: bool) -> Receipt:
+    first = DeliveryKey.objects.get(connection_id=connection_id, dedupe_key=key)
+    if refuse_reused_key and first.body_sha256 != digest:
+        raise KeyReused(key) from None
+    return Receipt(delivery_id=first.delivery_id, duplicate=True)
+
+
+# On PostgreSQL the dedupe key and the delivery are written by one statement: the key first
+# (ON CONFLICT DO NOTHING — a concurrent duplicate waits on the unique key, then inserts
+# nothing), the delivery only if its key went in. One round trip instead of four: the
+# webhook benchmark measured 0.8 ms of web CPU saved per delivery (docs/performance.md).
+_STORE_SQL = """
+WITH new_delivery AS (
+    SELECT nextval(pg_get_serial_sequence('integrations_inbounddelivery', 'id')) AS id
+), stored_key AS (
+    INSERT INTO integrations_deliverykey
+        (connection_id, dedupe_key, delivery_id, received_at, body_sha256)
+    SELECT %(connection)s, %(key)s, new_delivery.id, %(received_at)s, %(digest)s
+    FROM new_delivery
+    ON CONFLICT (connection_id, dedupe_key) DO NOTHING
+    RETURNING delivery_id
+)
+INSERT INTO integrations_inbounddelivery (
+    id, received_at, organization_id, connection_id, vendor, event_type, dedupe_key, body,
+    body_sha256, headers, verified_with, spooled, state, error, attempts, events_recorded,
+    event_ids
+)
+SELECT stored_key.delivery_id, %(received_at)s, %(organization)s, %(connection)s,
+       %(vendor)s, %(event_type)s, %(key)s, %(body)s, %(digest)s, %(headers)s::jsonb,
+       %(verified_with)s, %(spooled)s, %(state)s, '', 0, 0, '[]'::jsonb
+FROM stored_key
+RETURNING id
+"""
+
+
+def _store_one_statement(
+    *,
+    connection_id: Any,
+    organization_id: int,
+    vendor: str,
+    event_type: str,
+    key: str,
+    body: bytes,
+    digest: str,
+    headers: dict[str, str],
+    verified_with: str,
+    received_at: datetime,
+    spooled: bool,
+) -> int | None:
+    """The new delivery's id, or None when its dedupe key was already stored."""
+    import json
+
+    with db_connection.cursor() as cursor:
+        cursor.execute(
+            _STORE_SQL,
+            {
+                "connection": str(connection_id),
+                "organization": organization_id,
+                "vendor": vendor,
+                "event_type": event_type,
+                "key": key,
+                "body": body,
+                "digest": digest,
+                "headers": json.dumps(headers),
+                "verified_with": verified_with,
+                "received_at": received_at,
+                "spooled": spooled,
+                "state": DeliveryState.RECEIVED,
+            },
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 def delivery_accept(**fields: Any) -> Receipt:
