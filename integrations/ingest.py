@@ -252,7 +252,7 @@ WITH new_delivery AS (
 ), stored_key AS (
     INSERT INTO integrations_deliverykey
         (connection_id, dedupe_key, delivery_id, received_at, body_sha256)
-    SELECT %(connection)s, %(key)s, new_delivery.id, %(received_at)s, %(digest)s
+    SELECT %(connection)s::uuid, %(key)s, new_delivery.id, %(received_at)s, %(digest)s
     FROM new_delivery
     ON CONFLICT (connection_id, dedupe_key) DO NOTHING
     RETURNING delivery_id
@@ -262,7 +262,7 @@ INSERT INTO integrations_inbounddelivery (
     body_sha256, headers, verified_with, spooled, state, error, attempts, events_recorded,
     event_ids
 )
-SELECT stored_key.delivery_id, %(received_at)s, %(organization)s, %(connection)s,
+SELECT stored_key.delivery_id, %(received_at)s, %(organization)s, %(connection)s::uuid,
        %(vendor)s, %(event_type)s, %(key)s, %(body)s, %(digest)s, %(headers)s::jsonb,
        %(verified_with)s, %(spooled)s, %(state)s, '', 0, 0, '[]'::jsonb
 FROM stored_key
@@ -287,7 +287,11 @@ def _store_one_statement(
     """The new delivery's id, or None when its dedupe key was already stored."""
     import json
 
-    with db_connection.cursor() as cursor:
+    # psycopg's own cursor binds parameters on the server, sends the body as binary and
+    # prepares the statement after a few runs; Django's cursor would quote every value into
+    # the SQL text (the body as a hex literal) and have it parsed and planned each time.
+    db_connection.ensure_connection()
+    with db_connection.connection.cursor() as cursor:
         cursor.execute(
             _STORE_SQL,
             {
@@ -302,8 +306,9 @@ def _store_one_statement(
                 "verified_with": verified_with,
                 "received_at": received_at,
                 "spooled": spooled,
-                "state": DeliveryState.RECEIVED,
+                "state": str(DeliveryState.RECEIVED),
             },
+            prepare=True,
         )
         row = cursor.fetchone()
     return row[0] if row else None
