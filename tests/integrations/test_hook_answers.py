@@ -37,4 +37,4 @@ def test_errors_are_json_too_including_the_ones_drf_raises_itself(client, connec
     assert unknown.json() == {"error": "Unknown ATS connection."}
     assert wrong_method.status_code == 405
     assert wrong_method["Content-Type"] == "application/json"
-    assert wrong_method.json() == {"error": "Method \"GET\" not allowed."}
+    assert wrong_method.json() == {"error": 'Method "GET" not allowed.'}
