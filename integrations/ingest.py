@@ -291,7 +291,9 @@ def _store_one_statement(
     # prepares the statement after a few runs; Django's cursor would quote every value into
     # the SQL text (the body as a hex literal) and have it parsed and planned each time.
     db_connection.ensure_connection()
-    with db_connection.connection.cursor() as cursor:
+    # (Django's wrapper turns psycopg's errors into django.db ones, so a database that went
+    # away still reaches delivery_accept's spool as a DatabaseError.)
+    with db_connection.wrap_database_errors, db_connection.connection.cursor() as cursor:
         cursor.execute(
             _STORE_SQL,
             {
