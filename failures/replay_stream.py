@@ -25,6 +25,7 @@ every detector kind.
 import heapq
 import itertools
 import json
+import logging
 import multiprocessing
 import os
 import queue
@@ -105,6 +106,8 @@ _INTERVIEW_FIELD = {
 }
 _HOLD_KINDS = (EventKind.APPLICATION_ON_HOLD, EventKind.APPLICATION_RESUMED)
 _INTEGRATION_KINDS = (EventKind.INTEGRATION_ERROR, EventKind.INTEGRATION_RECOVERED)
+
+logger = logging.getLogger(__name__)
 
 
 # --- Reading events fast, exactly as event_parse would --------------------------------------
@@ -1301,13 +1304,44 @@ def replay_stream(
         if workers == 1:
             result, invalid = replay.run()
         else:
-            result, invalid = _run_in_workers(replay, workers)
+            try:
+                result, invalid = _run_in_workers(replay, workers)
+            except WorkerLostConnection as lost:
+                # A worker's database connection dropped (a restart, a killed backend): its
+                # share is unknown, so the whole pass runs again here, reporting only the
+                # progress the workers had not reported yet.
+                logger.warning("replay worker lost its database connection; one process")
+                for rule in rules:
+                    rule.tally = RuleTally()
+                replay.on_event = _skipping(replay.on_event, lost.reported)
+                result, invalid = replay.run()
         if not (invalid - without) & replay.book.event_ids:
             return result
         without |= invalid
         for rule in rules:
             rule.tally = RuleTally()
         replay.on_event = None  # the progress bar counted the events once
+
+
+class WorkerLostConnection(RuntimeError):
+    """A replay worker's database connection failed; `reported` events were already counted."""
+
+    def __init__(self, error: str, reported: int) -> None:
+        super().__init__(f"A replay worker failed: {error}")
+        self.reported = reported
+
+
+def _skipping(on_event: Callable[[], None] | None, count: int) -> Callable[[], None] | None:
+    """on_event, silent for its first `count` calls (progress already shown)."""
+    if on_event is None:
+        return None
+    remaining = itertools.count(count, -1)
+
+    def report() -> None:
+        if next(remaining) <= 0:
+            on_event()
+
+    return report
 
 
 def _worker(replay: "_Replay", share: tuple[int, int], done: Any, results: Any) -> None:
@@ -1369,6 +1403,8 @@ def _run_in_workers(replay: "_Replay", workers: int) -> tuple[StreamResult, set[
     for rule in replay.rules:
         rule.tally = RuleTally()
     for _, counts, tallies, worker_invalid, error in sorted(answers, key=lambda a: a[0]):
+        if error is not None and error.startswith(("OperationalError", "InterfaceError")):
+            raise WorkerLostConnection(error, reported)
         if error is not None:
             raise RuntimeError(f"A replay worker failed: {error}")
         result.events += counts[0]

@@ -293,6 +293,39 @@ def test_worker_processes_add_up_to_the_single_process_replay(monkeypatch):
     assert sum(outcome["total"] for outcome in results[1][1]) > 0
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_that_loses_its_connection_falls_back_to_one_process(monkeypatch):
+    end = timezone.now().replace(microsecond=0) - timedelta(hours=2)
+    organization = simulate(seed=5, applications=30, until=end).organizations[0].organization
+    start = end - timedelta(days=HISTORY_DAYS + 1)
+    version = organization.definitions.get(code="SCR-SLA-BREACH").versions.get(number=1)
+    real_worker = replay_stream_module._worker
+
+    def dropped(replay, share, done, results):
+        if share[0] == 1:  # the second worker's server connection goes away
+            results.put((share[0], None, None, None, "OperationalError('server closed')"))
+            return
+        real_worker(replay, share, done, results)
+
+    def run(workers):
+        rules = [rule_copy(0, version, version.definition.code)]
+        seen = []
+        result = replay_stream(
+            organization=organization, rules=rules, start=start, end=end,
+            on_event=partial(seen.append, 1), workers=workers,
+        )  # fmt: skip
+        return result, rules[0].tally, seen
+
+    single, single_tally, _ = run(1)
+    monkeypatch.setattr(replay_stream_module, "_worker", dropped)
+    fallback, fallback_tally, seen = run(2)
+
+    assert (fallback.events, fallback.applications) == (single.events, single.applications)
+    assert fallback_tally.keys == single_tally.keys
+    assert fallback_tally.total == single_tally.total > 0
+    assert len(seen) == single.events  # progress counted once, not once per attempt
+
+
 def test_a_replay_writes_nothing(history):
     organization, end = history
     version = organization.definitions.get(code="SCR-SLA-BREACH").versions.get(number=1)
