@@ -312,9 +312,7 @@ class AtsConnectionAdmin(ScopedAdmin):
             if not row.is_active:
                 services.connection_secret_revoke(actor=request.user, secret=row)
             else:
-                row._history_user = request.user
-                row._change_reason = "re-activated"
-                row.save(update_fields=["is_active"])
+                services.connection_secret_reactivate(actor=request.user, secret=row)
         formset.save_m2m()
 
 

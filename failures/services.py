@@ -168,6 +168,16 @@ def connection_secret_revoke(*, actor: AbstractBaseUser | None, secret: Connecti
     secret.save(update_fields=["is_active"])
 
 
+def connection_secret_reactivate(
+    *, actor: AbstractBaseUser | None, secret: ConnectionSecret
+) -> None:
+    """Accept deliveries signed with a revoked secret again."""
+    secret.is_active = True
+    secret._history_user = actor
+    secret._change_reason = "re-activated"
+    secret.save(update_fields=["is_active"])
+
+
 def secrets_rotate() -> int:
     """Re-encrypt every stored secret under the first configured encryption key."""
     count = 0

@@ -137,3 +137,72 @@ def test_connection_create_errors_name_the_problem(org, arguments, message):
 def test_connection_create_refuses_an_unknown_vendor(org):
     with pytest.raises(CommandError, match="invalid choice"):
         call_command("connection_create", "--organization", org.slug, "--vendor", "taleo")
+
+
+def _change_form(connection, **overrides):
+    secret = connection.secrets.order_by("pk").first()
+    data = {
+        "organization": connection.organization_id,
+        "name": connection.name,
+        "vendor": connection.vendor,
+        "is_active": "on",
+        "new_secret": "",
+        "new_secret_event_type": "",
+        "secrets-TOTAL_FORMS": "1",
+        "secrets-INITIAL_FORMS": "1",
+        "secrets-MIN_NUM_FORMS": "0",
+        "secrets-MAX_NUM_FORMS": "1000",
+        "secrets-0-id": secret.pk,
+        "secrets-0-connection": connection.pk,
+        "secrets-0-is_active": "on",
+    }
+    data.update(overrides)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def test_the_admin_adds_a_secret_and_revokes_one_without_ever_showing_them(
+    client, org, connection, make_member
+):
+    from django.urls import reverse
+
+    client.force_login(make_member("it_ops", org))
+    url = reverse("admin:failures_atsconnection_change", args=[connection.pk])
+
+    page = client.get(url).content.decode()
+    assert connection.secret not in page
+    response = client.post(url, _change_form(connection, new_secret="rotated-in-admin-1"))
+    assert response.status_code == 302, response.content
+    assert sorted(s.value for s in connection.signing_secrets()) == [
+        "rotated-in-admin-1",
+        "s3cret-for-tests-0123456789",
+    ]
+    assert "rotated-in-admin-1" not in client.get(url).content.decode()
+
+    primary = connection.secrets.get(label="primary")
+    form = _change_form(connection, **{"secrets-0-is_active": None})
+    form.update(
+        {
+            "secrets-TOTAL_FORMS": "2",
+            "secrets-INITIAL_FORMS": "2",
+            "secrets-0-id": primary.pk,
+            "secrets-1-id": connection.secrets.exclude(pk=primary.pk).get().pk,
+            "secrets-1-connection": connection.pk,
+            "secrets-1-is_active": "on",
+        }
+    )
+    assert client.post(url, form).status_code == 302
+    assert [s.value for s in connection.signing_secrets()] == ["rotated-in-admin-1"]
+    assert primary.history.first().history_change_reason == "revoked"
+
+
+def test_the_admin_refuses_a_too_short_secret_naming_it(client, org, connection, make_member):
+    from django.urls import reverse
+
+    client.force_login(make_member("it_ops", org))
+    url = reverse("admin:failures_atsconnection_change", args=[connection.pk])
+
+    response = client.post(url, _change_form(connection, new_secret="short"))
+
+    assert response.status_code == 200
+    assert "8 to 500 characters" in response.content.decode()
+    assert connection.secrets.count() == 1
