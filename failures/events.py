@@ -118,20 +118,54 @@ class CanonicalEvent:
     raw: dict[str, Any] = field(default_factory=dict)
 
 
-def _text(data: dict, key: str, path: str, *, required: bool, limit: int = MAX_TEXT_LENGTH):
+def json_text_plain(text: str | bytes) -> bool:
+    """Whether JSON text is plain: ASCII, no backslash, no DEL, fewer than MAX_DEPTH brackets.
+
+    Valid JSON must escape control characters inside strings, and a lone surrogate or a NUL
+    can only be written as an escape; so no string decoded from plain text holds any of
+    them, and nothing in it nests MAX_DEPTH deep (brackets inside strings only make the
+    count larger). `event_parse(..., plain=True)` then skips those checks. Nearly every
+    event an ATS sends is plain; the test costs a few C-level scans of the line.
+    """
+    if isinstance(text, str):
+        return (
+            text.isascii()
+            and "\\" not in text
+            and "\x7f" not in text
+            and text.count("{") + text.count("[") < MAX_DEPTH
+        )
+    return (
+        text.isascii()
+        and b"\\" not in text
+        and b"\x7f" not in text
+        and text.count(b"{") + text.count(b"[") < MAX_DEPTH
+    )
+
+
+def _text(
+    data: dict,
+    key: str,
+    path: str,
+    *,
+    required: bool,
+    limit: int = MAX_TEXT_LENGTH,
+    plain: bool = False,
+):
     value = data.get(key)
     if value is None or value == "":
         if required:
             raise EventInvalid(path, "This field is required.")
         return None
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise EventInvalid(path, "Must be a string.")
-    value = str(value).strip()
+    if not isinstance(value, str):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise EventInvalid(path, "Must be a string.")
+        value = str(value)
+    value = value.strip()
     if required and not value:
         raise EventInvalid(path, "This field is required.")
     if len(value) > limit:
         raise EventInvalid(path, f"At most {limit} characters.")
-    if _CONTROL_OR_SURROGATE.search(value):
+    if not plain and _CONTROL_OR_SURROGATE.search(value):
         raise EventInvalid(path, "Control characters are not allowed.")
     return value
 
@@ -168,15 +202,17 @@ def _check_string(text: str, path: str) -> None:
         raise EventInvalid(path or "body", "Not valid Unicode text.") from None
 
 
-def _timestamp(data: dict, key: str, path: str, *, required: bool) -> datetime | None:
-    """An aware ISO 8601 timestamp of something that happened (not later than our clock)."""
+def _timestamp(
+    data: dict, key: str, path: str, *, required: bool, latest: datetime
+) -> datetime | None:
+    """An aware ISO 8601 timestamp of something that happened (not after `latest`)."""
     value = data.get(key)
     if value is None or value == "":
         if required:
             raise EventInvalid(path, "This field is required.")
         return None
     parsed = _timestamp_any(value, path)
-    if parsed > timezone.now() + MAX_CLOCK_SKEW:
+    if parsed > latest:
         raise EventInvalid(path, "The timestamp is in the future.")
     return parsed
 
@@ -211,32 +247,44 @@ def _object(data: dict, key: str, *, required: bool) -> dict | None:
     return value
 
 
-def event_parse(data: Any) -> CanonicalEvent:
-    """Validate one decoded JSON event; raise EventInvalid naming the first bad field."""
+def event_parse(data: Any, *, plain: bool = False, now: datetime | None = None) -> CanonicalEvent:
+    """Validate one decoded JSON event; raise EventInvalid naming the first bad field.
+
+    `plain`: the caller checked the JSON text with `json_text_plain`, so the checks for
+    control characters, NUL, surrogates and depth cannot fail and are skipped. `now`: the
+    clock that "in the future" is judged by (a bulk import reads it once a chunk).
+    """
     if not isinstance(data, dict):
         raise EventInvalid("body", "The event must be a JSON object.")
-    _check_storable(data, "")
-    event_id = _text(data, "id", "id", required=True, limit=MAX_ID_LENGTH)
-    kind = _text(data, "kind", "kind", required=True, limit=80)
+    if not plain:
+        _check_storable(data, "")
+    latest = (now or timezone.now()) + MAX_CLOCK_SKEW
+    event_id = _text(data, "id", "id", required=True, limit=MAX_ID_LENGTH, plain=plain)
+    kind = _text(data, "kind", "kind", required=True, limit=80, plain=plain)
     if not _KIND_PATTERN.match(kind):
         raise EventInvalid("kind", "Must look like 'noun.verb', e.g. application.stage_changed.")
-    occurred_at = _timestamp(data, "occurred_at", "occurred_at", required=True)
+    occurred_at = _timestamp(data, "occurred_at", "occurred_at", required=True, latest=latest)
 
     needs_application = kind in APPLICATION_KINDS
     application = None
     app_data = _object(data, "application", required=needs_application)
     if app_data is not None:
         application = ApplicationRef(
-            id=_text(app_data, "id", "application.id", required=True, limit=MAX_ID_LENGTH),
+            id=_text(
+                app_data, "id", "application.id", required=True, limit=MAX_ID_LENGTH, plain=plain
+            ),
             candidate_id=_text(
                 app_data,
                 "candidate_id",
                 "application.candidate_id",
                 required=True,
                 limit=MAX_ID_LENGTH,
+                plain=plain,
             ),
-            source=_text(app_data, "source", "application.source", required=False),
-            applied_at=_timestamp(app_data, "applied_at", "application.applied_at", required=False),
+            source=_text(app_data, "source", "application.source", required=False, plain=plain),
+            applied_at=_timestamp(
+                app_data, "applied_at", "application.applied_at", required=False, latest=latest
+            ),
         )
 
     job = None
@@ -253,24 +301,34 @@ def event_parse(data: Any) -> CanonicalEvent:
         ):
             raise EventInvalid("job.seniority", "Must be a whole number from 0 to 20.")
         job = JobRef(
-            id=_text(job_data, "id", "job.id", required=True, limit=MAX_ID_LENGTH),
-            title=_text(job_data, "title", "job.title", required=False),
-            team=_text(job_data, "team", "job.team", required=False, limit=120),
-            region=_text(job_data, "region", "job.region", required=False, limit=40),
-            department=_text(job_data, "department", "job.department", required=False),
-            job_family=_text(job_data, "job_family", "job.job_family", required=False),
+            id=_text(job_data, "id", "job.id", required=True, limit=MAX_ID_LENGTH, plain=plain),
+            title=_text(job_data, "title", "job.title", required=False, plain=plain),
+            team=_text(job_data, "team", "job.team", required=False, limit=120, plain=plain),
+            region=_text(job_data, "region", "job.region", required=False, limit=40, plain=plain),
+            department=_text(job_data, "department", "job.department", required=False, plain=plain),
+            job_family=_text(job_data, "job_family", "job.job_family", required=False, plain=plain),
             hiring_manager_ats_id=_text(
                 job_data,
                 "hiring_manager_id",
                 "job.hiring_manager_id",
                 required=False,
                 limit=MAX_ID_LENGTH,
+                plain=plain,
             ),
             recruiter_ats_id=_text(
-                job_data, "recruiter_id", "job.recruiter_id", required=False, limit=MAX_ID_LENGTH
+                job_data,
+                "recruiter_id",
+                "job.recruiter_id",
+                required=False,
+                limit=MAX_ID_LENGTH,
+                plain=plain,
             ),
-            opened_at=_timestamp(job_data, "opened_at", "job.opened_at", required=False),
-            closed_at=_timestamp(job_data, "closed_at", "job.closed_at", required=False),
+            opened_at=_timestamp(
+                job_data, "opened_at", "job.opened_at", required=False, latest=latest
+            ),
+            closed_at=_timestamp(
+                job_data, "closed_at", "job.closed_at", required=False, latest=latest
+            ),
             is_strategic=strategic,
             seniority=seniority,
         )
@@ -278,13 +336,15 @@ def event_parse(data: Any) -> CanonicalEvent:
     stage = None
     stage_data = _object(data, "stage", required=kind == EventKind.APPLICATION_STAGE_CHANGED)
     if stage_data is not None:
-        category = _text(stage_data, "category", "stage.category", required=False, limit=20)
+        category = _text(
+            stage_data, "category", "stage.category", required=False, limit=20, plain=plain
+        )
         if category is not None and category not in StageCategory.values:
             raise EventInvalid(
                 "stage.category", f"Must be one of: {', '.join(StageCategory.values)}."
             )
         stage = StageRef(
-            name=_text(stage_data, "name", "stage.name", required=True, limit=200),
+            name=_text(stage_data, "name", "stage.name", required=True, limit=200, plain=plain),
             category=category,
         )
 
@@ -293,7 +353,14 @@ def event_parse(data: Any) -> CanonicalEvent:
     if interview_data is not None:
         scheduled_for = interview_data.get("scheduled_for")
         interview = InterviewRef(
-            id=_text(interview_data, "id", "interview.id", required=True, limit=MAX_ID_LENGTH),
+            id=_text(
+                interview_data,
+                "id",
+                "interview.id",
+                required=True,
+                limit=MAX_ID_LENGTH,
+                plain=plain,
+            ),
             scheduled_for=_timestamp_any(scheduled_for, "interview.scheduled_for")
             if scheduled_for is not None
             else None,
@@ -309,8 +376,9 @@ def event_parse(data: Any) -> CanonicalEvent:
         job=job,
         stage=stage,
         interview=interview,
-        actor_id=_text(actor, "id", "actor.id", required=False, limit=MAX_ID_LENGTH) or "",
-        actor_role=_text(actor, "role", "actor.role", required=False, limit=60) or "",
+        actor_id=_text(actor, "id", "actor.id", required=False, limit=MAX_ID_LENGTH, plain=plain)
+        or "",
+        actor_role=_text(actor, "role", "actor.role", required=False, limit=60, plain=plain) or "",
         details=details,
         raw=data,
     )

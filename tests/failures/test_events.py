@@ -1,6 +1,7 @@
 """event_parse: every validation rule of the canonical event, with the field it names."""
 
 import copy
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,6 +18,7 @@ from failures.events import (
     JobRef,
     StageRef,
     event_parse,
+    json_text_plain,
 )
 
 BASE: dict[str, Any] = {
@@ -543,3 +545,40 @@ def test_job_people_ids_are_limited_like_ids(key):
 @pytest.mark.parametrize("value", ["2026-01-05T09:00:00", "soon", 20260105])
 def test_job_dates_are_validated_like_timestamps(key, value):
     assert invalid(event(**{f"job__{key}": value})).field == f"job.{key}"
+
+
+# --- Plain text: the checks a bulk import may skip -------------------------------------------
+
+
+@pytest.mark.parametrize("char", ["\x00", "\n", "\t", "\x1b", "\x7f", "\x85", "\ud800"])
+@pytest.mark.parametrize("ensure_ascii", [True, False])
+def test_text_that_can_hold_a_control_character_is_never_plain(char, ensure_ascii):
+    body = copy.deepcopy(BASE)
+    body["job"]["title"] = f"Backend{char}Engineer"
+    text = json.dumps(body, ensure_ascii=ensure_ascii)
+
+    assert not json_text_plain(text)
+    assert not json_text_plain(text.encode("utf-8", "surrogatepass"))
+    with pytest.raises(EventInvalid) as caught:
+        event_parse(json.loads(text), plain=json_text_plain(text))
+    assert caught.value.field == "job.title"
+
+
+def test_text_nested_deep_enough_to_matter_is_never_plain():
+    deep = copy.deepcopy(BASE)
+    inner: dict = deep.setdefault("details", {})
+    for _ in range(40):
+        inner["x"] = {}
+        inner = inner["x"]
+    text = json.dumps(deep)
+
+    assert not json_text_plain(text)
+    with pytest.raises(EventInvalid, match="Nested deeper"):
+        event_parse(json.loads(text), plain=json_text_plain(text))
+
+
+def test_a_plain_event_parses_the_same_with_or_without_the_skipped_checks():
+    text = json.dumps(BASE)
+
+    assert json_text_plain(text) and json_text_plain(text.encode())
+    assert event_parse(json.loads(text), plain=True) == event_parse(json.loads(text))
