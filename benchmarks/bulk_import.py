@@ -26,6 +26,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -147,13 +148,45 @@ def generate(size: int, path: str) -> None:
 # --- Child: one import, in its own process -------------------------------------------------
 
 
-def _process_cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process on this machine (the PostgreSQL backend serving us)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _postgres_cpu() -> dict[int, float]:
+    """User + system CPU seconds of every PostgreSQL process on this machine, by pid."""
+    seen = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # gone meanwhile
+            continue
+        name, rest = text.split(" (", 1)[1].rsplit(")", 1)
+        if name != "postgres":
+            continue
+        fields = rest.split()
+        seen[int(stat.parent.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return seen
 
 
-def child(path: str, detect: bool) -> None:
+class _PostgresMeter(threading.Thread):
+    """PostgreSQL's CPU during the import: every server process (backends of the importing
+    processes, WAL writer, checkpointer, autovacuum), sampled twice a second so that a
+    backend that exits with its worker is still counted (to within half a second)."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.first = _postgres_cpu()
+        self.last = dict(self.first)
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.wait(0.5):
+            self.last.update(_postgres_cpu())
+
+    def stop(self) -> float:
+        self.stopping.set()
+        self.join()
+        self.last.update(_postgres_cpu())
+        return sum(cpu - self.first.get(pid, 0.0) for pid, cpu in self.last.items())
+
+
+def child(path: str, detect: bool, workers: int) -> None:
     _setup_django()
     from django.db import connection
 
@@ -163,9 +196,8 @@ def child(path: str, detect: bool) -> None:
     org = _organization()
     with connection.cursor() as cursor:
         cursor.execute("CHECKPOINT")
-        cursor.execute("SELECT pg_backend_pid()")
-        backend = cursor.fetchone()[0]
-    backend_cpu = _process_cpu_seconds(backend)
+    meter = _PostgresMeter()
+    meter.start()
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     done = 0
     started = time.perf_counter()
@@ -182,12 +214,24 @@ def child(path: str, detect: bool) -> None:
     cpu = resource.getrusage(resource.RUSAGE_SELF)
     with open(path, "rb") as stream:
         result = events_import(
-            connection=org.connection, lines=lines_read(stream), progress=progress, detect=detect
+            connection=org.connection,
+            lines=lines_read(stream),
+            progress=progress,
+            detect=detect,
+            workers=workers,
         )
     seconds = time.perf_counter() - started
+    backend_cpu = meter.stop()
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    cpu_seconds = usage.ru_utime + usage.ru_stime - cpu.ru_utime - cpu.ru_stime
-    backend_cpu = _process_cpu_seconds(backend) - backend_cpu
+    workers_usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # joined worker processes
+    cpu_seconds = (
+        usage.ru_utime
+        + usage.ru_stime
+        - cpu.ru_utime
+        - cpu.ru_stime
+        + workers_usage.ru_utime
+        + workers_usage.ru_stime
+    )
     assert result.invalid == 0, result.errors[:5]
     assert result.imported == RecruitingEvent.objects.count()
     figures = {
@@ -202,6 +246,9 @@ def child(path: str, detect: bool) -> None:
         "transitions": StageTransition.objects.count(),
         "failures_in_db": Failure.objects.count(),
         "rss_before_import_mb": rss_before,
+        "workers": workers,
+        "router_peak_rss_mb": usage.ru_maxrss / 1024,
+        "worker_peak_rss_mb": workers_usage.ru_maxrss / 1024,  # the largest worker
     }
     print(RESULT_PREFIX + json.dumps(figures), flush=True)
 
@@ -240,6 +287,13 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=100_000)
     parser.add_argument("--large", type=int, default=1_000_000)
     parser.add_argument("--no-detect", action="store_true", help="skip the on-event pass")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="importing processes, as `manage.py events_import --workers` (default: one per "
+        "CPU, as there)",
+    )
     parser.add_argument("--generate", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -247,7 +301,7 @@ def main() -> None:
         generate(int(args.generate[0]), args.generate[1])
         return
     if args.child:
-        child(args.child, detect=not args.no_detect)
+        child(args.child, detect=not args.no_detect, workers=args.workers)
         return
 
     _admin_sql(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
@@ -265,7 +319,15 @@ def main() -> None:
                 megabytes = Path(path).stat().st_size / 1e6
                 _say(f"  {written['events']:,} events, {megabytes:,.0f} MB; importing")
                 load_before = _load_average()
-                figures = _spawn(["--child", path, *(["--no-detect"] if args.no_detect else [])])
+                figures = _spawn(
+                    [
+                        "--child",
+                        path,
+                        "--workers",
+                        str(args.workers),
+                        *(["--no-detect"] if args.no_detect else []),
+                    ]
+                )
                 figures["load_before"] = load_before
                 figures["load_after"] = _load_average()
                 figures["megabytes"] = megabytes

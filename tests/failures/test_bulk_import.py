@@ -761,3 +761,38 @@ def test_a_chunk_that_meets_a_concurrent_writer_is_redone(bulk_connection, make_
             "event_id", flat=True
         )
     ) == {"race-1", "race-2"}
+
+
+@pytest.mark.django_db
+def test_a_long_import_keeps_the_planner_statistics_fresh(bulk_connection, make_event):
+    from django.db import connection as db
+    from django.test.utils import CaptureQueriesContext
+
+    if db.vendor != "postgresql":
+        pytest.skip("statistics are PostgreSQL's")
+    lines = _lines(*(make_event(id=f"s-{i}") for i in range(9)))
+
+    with CaptureQueriesContext(db) as queries:
+        events_import(connection=bulk_connection, lines=lines, chunk_lines=1)
+
+    analyzed = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("ANALYZE")]
+    assert len(analyzed) == 4  # after chunks 1, 2, 4 and 8 of 9: once per doubling
+    assert "failures_eventkey" in analyzed[0] and "failures_application" in analyzed[0]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("workers", ["0", "17", "many"])
+def test_command_refuses_a_bad_number_of_workers(bulk_connection, workers, tmp_path):
+    from django.core.management.base import CommandError
+
+    path = tmp_path / "events.jsonl"
+    path.write_text("", "utf-8")
+    with pytest.raises(CommandError, match="workers"):
+        call_command(
+            "events_import",
+            str(path),
+            "--connection",
+            str(bulk_connection.pk),
+            "--workers",
+            workers,
+        )

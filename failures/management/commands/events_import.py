@@ -1,5 +1,6 @@
 """Import a file of canonical events (JSON lines) for one ATS connection, in bulk."""
 
+import os
 import sys
 import uuid
 from typing import Any
@@ -9,6 +10,13 @@ from django.core.management.base import BaseCommand, CommandError
 from failures.bulk import CHUNK_LINES, events_import, lines_read
 from failures.models import AtsConnection
 from failures.progress import Progress
+
+MAX_WORKERS = 16
+
+
+def default_workers() -> int:
+    """One importing process per CPU (each pairs with a PostgreSQL backend doing its writes)."""
+    return max(1, min(os.cpu_count() or 1, MAX_WORKERS))
 
 
 def _count_lines(path: str) -> int:
@@ -39,6 +47,13 @@ class Command(BaseCommand):
         )
         parser.add_argument("--chunk", type=int, default=CHUNK_LINES, help="Lines per transaction.")
         parser.add_argument(
+            "--workers",
+            type=int,
+            default=default_workers(),
+            help="Processes sharing the import, each job's events in one of them (PostgreSQL; "
+            "default: one per CPU, %(default)s here). 1 imports in this process.",
+        )
+        parser.add_argument(
             "--show-errors", type=int, default=50, help="How many bad lines to list."
         )
 
@@ -56,6 +71,8 @@ class Command(BaseCommand):
             raise CommandError(f"ATS connection {connection_id} is not active.")
         if options["chunk"] < 1:
             raise CommandError("--chunk must be at least 1.")
+        if not 1 <= options["workers"] <= MAX_WORKERS:
+            raise CommandError(f"--workers must be from 1 to {MAX_WORKERS}.")
 
         path = options["file"]
         try:
@@ -71,6 +88,7 @@ class Command(BaseCommand):
                 progress=progress.advance,
                 detect=not options["no_detect"],
                 chunk_lines=options["chunk"],
+                workers=options["workers"],
             )
         finally:
             if stream is not sys.stdin.buffer:
