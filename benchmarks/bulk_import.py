@@ -2,6 +2,7 @@
 
 Usage (PostgreSQL on localhost, as in the tests):
     .venv/bin/python benchmarks/bulk_import.py [--small 100000] [--large 1000000] [--no-detect]
+        [--workers N]
 
 Creates (and afterwards drops, also on failure) a scratch database `failtrack_bench_bulk`.
 For each size, a generator process writes a JSON-lines file of about N canonical events
@@ -9,11 +10,14 @@ For each size, a generator process writes a JSON-lines file of about N canonical
 applications as an ATS export would list them; not timed); then a child process, on an
 emptied database holding one simulated organization (stage mappings, regions, teams and
 all nine detector kinds in force), runs `failures.bulk.events_import` over the file, as the
-`events_import` command does. The import is timed end to end: reading and validating
+`events_import` command does (by default with one worker process per CPU, routed by job;
+`--workers 1` measures one process). The import is timed end to end: reading and validating
 every line, COPY into the event log, dedupe keys and the mirror (jobs, candidates,
 applications, transitions, interviews, holds, integration errors) and the on-event
-detection pass (unless --no-detect). The child's peak resident memory comes from the
-kernel; the ratio of the two sizes shows whether memory stays flat. The target is 10,000
+detection pass (unless --no-detect). CPU is the importing processes' (rusage, workers
+included) and PostgreSQL's (every server process, from /proc). Peak resident memory comes
+from the kernel, for the routing process and the largest worker; the ratio of the two sizes
+shows whether memory stays flat. The target is 10,000
 events per second at the large size.
 """
 
@@ -339,11 +343,13 @@ def main() -> None:
                 _say(
                     f"size {figures['lines']:>9,} events  {figures['seconds']:7.1f} s  "
                     f"{rate:8,.0f} events/s  CPU: importer {figures['cpu_seconds']:.0f} s + "
-                    f"PostgreSQL backend {figures['postgres_cpu_seconds']:.0f} s = "
+                    f"PostgreSQL {figures['postgres_cpu_seconds']:.0f} s = "
                     f"{figures['events_per_cpu_second']:,.0f} events per CPU second  "
                     f"applications {figures['applications']:,}  "
                     f"transitions {figures['transitions']:,}  failures {figures['failures']:,}  "
-                    f"peak RSS {figures['peak_rss_mb']:.1f} MB  "
+                    f"peak RSS {figures['peak_rss_mb']:.1f} MB (router "
+                    f"{figures['router_peak_rss_mb']:.1f}, largest of {figures['workers']} "
+                    f"workers {figures['worker_peak_rss_mb']:.1f})  "
                     f"load average {figures['load_before']} -> {figures['load_after']}"
                 )
         small, large = rows
