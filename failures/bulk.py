@@ -50,7 +50,13 @@ from django.utils import timezone
 
 from failures.choices import ApplicationStatus, EventKind, StageCategory
 from failures.detectors import Detection, EventContext, detector_for
-from failures.events import CanonicalEvent, EventInvalid, event_parse, json_text_plain
+from failures.events import (
+    MAX_CLOCK_SKEW,
+    CanonicalEvent,
+    EventInvalid,
+    event_parse,
+    json_text_plain,
+)
 from failures.models import (
     Application,
     ApplicationHold,
@@ -387,9 +393,17 @@ def _rows(queryset: Any, *fields: str) -> list[tuple]:
     # Binary results: a timestamp arrives as a number instead of text to parse.
     with db.wrap_database_errors, psycopg.Cursor(db.connection) as cursor:
         cursor.adapters.register_loader("timestamptz", _TIMESTAMPTZ_LOADER)
+        cursor.execute("SELECT current_setting('random_page_cost')")
+        (before,) = cursor.fetchone()
         cursor.execute("SELECT set_config('random_page_cost', '1.1', true)")
-        cursor.execute(sql, params, binary=True)
-        return cursor.fetchall()
+        # Never prepared: each chunk's lookup is planned for its own ids (a generic plan
+        # may not know that a few thousand probes beat a scan), and poolers keep no state.
+        cursor.execute(sql, params, binary=True, prepare=False)
+        rows = cursor.fetchall()
+        # Only for this lookup: not for the chunk's other statements, nor for the rest of
+        # a caller's transaction.
+        cursor.execute("SELECT set_config('random_page_cost', %s, true)", [before])
+        return rows
 
 
 class _Chunk:
@@ -1227,17 +1241,21 @@ class _MonthBook:
     Without them past events would all land in the DEFAULT partition. Months more than
     `PARTITION_MONTHS_BACK` months old are left to DEFAULT: a file (or a posted batch) can
     name any past date, and must not make the database create a table per month since the
-    year 1.
+    year 1. Nor any month after the current one (an event "in the future" is refused; the
+    periodic task creates the coming months): a month that has not begun cannot be
+    dropped by retention.
     """
 
     def __init__(self) -> None:
         self.seen: set[date] = set()
-        self.oldest = month_add(month_of(timezone.now()), -PARTITION_MONTHS_BACK)
+        now = timezone.now()
+        self.oldest = month_add(month_of(now), -PARTITION_MONTHS_BACK)
+        self.newest = month_of(now + MAX_CLOCK_SKEW)
 
     def ensure(self, moments: Iterable[datetime]) -> None:
         wanted = {month_of(moment) for moment in moments} - self.seen
         self.seen |= wanted
-        wanted = {month for month in wanted if month >= self.oldest}
+        wanted = {month for month in wanted if self.oldest <= month <= self.newest}
         if wanted:
             partition_months_ensure(RecruitingEvent._meta.db_table, wanted)
 
@@ -1248,25 +1266,28 @@ class _Statistics:
     Autovacuum analyzes a table long after a fast load has made it ten times larger; until
     then the planner believes the tables are small and looks a chunk's ids up by scanning
     everything (seen: 160 ms a chunk instead of 5). So the import analyzes the tables it
-    grows itself, after its 1st, 2nd, 4th, 8th ... chunk: a few times in all, never more
-    than once per doubling of what it has written.
+    grows itself once it has imported FIRST events, and again each time that count has
+    doubled: a few times in all, and never for a small batch.
     """
 
     TABLES = (EventKey, Candidate, Application, Job, Interview, ApplicationHold, IntegrationError)
+    FIRST = 20_000
 
     def __init__(self, *, enabled: bool = True) -> None:
-        self.chunks = 0
+        self.imported = 0
+        self.next = self.FIRST
         self.enabled = enabled and db.vendor == "postgresql"
 
-    def after_chunk(self) -> None:
-        self.chunks += 1
-        if not self.enabled or self.chunks & (self.chunks - 1):
-            return  # not a power of two
+    def after_chunk(self, imported: int) -> None:
+        self.imported += imported
+        if not self.enabled or self.imported < self.next:
+            return
+        self.next = 2 * self.imported
         tables = ", ".join(_qn(model._meta.db_table) for model in self.TABLES)
         try:
             with transaction.atomic(), db.cursor() as cursor:
                 cursor.execute(f"ANALYZE {tables}")
-        except DatabaseError as exc:  # e.g. not the tables' owner: slower, never wrong
+        except DatabaseError as exc:  # e.g. a lock timeout: slower, never wrong
             self.enabled = False
             logger.warning("bulk import cannot analyze its tables: %s", type(exc).__name__)
 
@@ -1422,8 +1443,9 @@ def numbered_import(
     for chunk in parser.chunks():
         if months is not None:
             months.ensure(line.event.occurred_at for line in chunk.lines)
+        imported = result.imported
         refused = _chunk_import(connection, chunk.lines, detect, result) if chunk.lines else []
-        statistics.after_chunk()
+        statistics.after_chunk(result.imported - imported)
         # The chunk's refusals and its parse errors, reported in line order.
         for error in sorted([*chunk.errors, *refused], key=lambda e: e.line):
             result.error_add(error)

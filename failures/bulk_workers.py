@@ -26,6 +26,7 @@ before stays, and importing the file again finishes the rest (it is then duplica
 
 import logging
 import multiprocessing
+import os
 import queue
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -43,7 +44,9 @@ from failures.bulk import (
     line_limit,
     numbered_import,
 )
+from failures.events import MAX_YEAR, MIN_YEAR
 from failures.models import AtsConnection
+from failures.processes import inherited_connections_forget
 
 logger = logging.getLogger(__name__)
 
@@ -67,14 +70,21 @@ def _route(raw: Any, workers: int) -> tuple[int, datetime | None]:
         return 0, None
     job = data.get("job")
     job_id = job.get("id") if isinstance(job, dict) else None
-    worker = zlib.crc32(str(job_id).encode()) % workers if job_id is not None else 0
+    # Stripped as event_parse strips it: " J1" and "J1" are the same job, in one worker.
+    key = str(job_id).strip() if job_id is not None else ""
+    worker = zlib.crc32(key.encode()) % workers if key else 0
     occurred_at = data.get("occurred_at")
+    if not isinstance(occurred_at, str):
+        return worker, None
     try:
-        moment = datetime.fromisoformat(occurred_at) if isinstance(occurred_at, str) else None
-    except ValueError:
-        moment = None
-    if moment is not None and moment.tzinfo is None:
-        moment = None  # the worker refuses it
+        moment = datetime.fromisoformat(occurred_at)
+        if moment.utcoffset() is None:
+            return worker, None  # naive: the worker refuses the line, naming the field
+        moment = moment.astimezone(UTC)
+    except (ValueError, OverflowError):  # the same
+        return worker, None
+    if not MIN_YEAR <= moment.year <= MAX_YEAR:
+        return worker, None
     return worker, moment
 
 
@@ -88,9 +98,17 @@ def _worker(
 ) -> None:
     """One worker process: import the lines handed to it, report progress and the result."""
 
+    inherited_connections_forget()
+    router = os.getppid()
+
     def numbered() -> Iterator[tuple[int, Any]]:
         while True:
-            batch = inbox.get()
+            try:
+                batch = inbox.get(timeout=1)
+            except queue.Empty:
+                if os.getppid() != router:  # the router died: nobody will hand on more
+                    raise WorkerFailed("The routing process is gone.") from None
+                continue
             if batch is None:
                 return
             yield from batch
@@ -108,6 +126,8 @@ def _worker(
         )
         results.put(("done", index, result))
     except BaseException as error:  # handed to the router, which raises it
+        # Logged by class only: a message may quote a line's data.
+        logger.error("bulk import worker failed worker=%s error=%s", index, type(error).__name__)
         results.put(("failed", index, f"{type(error).__name__}: {error}"))
     finally:
         connections.close_all()
@@ -176,6 +196,8 @@ def import_in_workers(
 ) -> ImportResult:
     """Import with `workers` processes (see the module's docstring); PostgreSQL only."""
     connections.close_all()  # each process opens its own; none may share this one
+    if any(c.connection is not None for c in connections.all(initialized_only=True)):
+        logger.warning("bulk import: a database connection stayed open across the fork")
     context = multiprocessing.get_context("fork")
     results = context.Queue()
     inboxes = [context.Queue(maxsize=QUEUE_BATCHES) for _ in range(workers)]
@@ -208,11 +230,9 @@ def import_in_workers(
                 handled_here += 1
                 continue
             worker, moment = _route(raw, workers)
-            if moment is not None:
-                moment = moment.astimezone(UTC)
-                if (moment.year, moment.month) not in seen_months:
-                    seen_months.add((moment.year, moment.month))
-                    months.ensure([moment])  # before any line of the month is handed on
+            if moment is not None and (moment.year, moment.month) not in seen_months:
+                seen_months.add((moment.year, moment.month))
+                months.ensure([moment])  # before any line of the month is handed on
             batch = batches[worker]
             batch.append((number, raw))
             if len(batch) >= BATCH_LINES:

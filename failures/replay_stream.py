@@ -1345,6 +1345,9 @@ def _skipping(on_event: Callable[[], None] | None, count: int) -> Callable[[], N
 
 
 def _worker(replay: "_Replay", share: tuple[int, int], done: Any, results: Any) -> None:
+    from failures.processes import inherited_connections_forget
+
+    inherited_connections_forget()
     replay.on_event = None  # the parent reports progress from `done`
     try:
         result, invalid = replay.run(share, done)

@@ -5,6 +5,7 @@ Workers commit on connections of their own, so these tests run outside a test tr
 """
 
 import json
+import multiprocessing
 import zlib
 from typing import Any
 
@@ -28,6 +29,19 @@ pytestmark = [
         db.vendor != "postgresql", reason="workers import on PostgreSQL only (CI runs it)"
     ),
 ]
+
+
+@pytest.fixture(autouse=True)
+def _months_dropped_afterwards(transactional_db):
+    """Partitions outlive the emptying of tables; drop the months these tests created."""
+    from failures.partitions import partition_list
+
+    before = {p.name for p in partition_list("failures_recruitingevent")}
+    yield
+    with db.cursor() as cursor:
+        for partition in partition_list("failures_recruitingevent"):
+            if partition.name not in before:
+                cursor.execute(f'DROP TABLE IF EXISTS "{partition.name}"')
 
 
 def _worker_of(job_id: str, workers: int) -> int:
@@ -189,4 +203,90 @@ def test_a_failing_worker_stops_the_import_with_its_error(org, make_event, monke
     with pytest.raises(WorkerFailed, match="RuntimeError: the disk is full"):
         events_import(connection=connection, lines=lines, chunk_lines=10, workers=2)
 
-    assert not RecruitingEvent.objects.filter(event_id="explode").exists()
+    assert not multiprocessing.active_children()  # the other worker was stopped too
+
+
+def test_dates_out_of_range_are_refused_lines_and_make_no_partitions(org, make_event):
+    """The router reads each line's date to create its month first: never for a bad one."""
+    from failures.partitions import partition_list
+
+    connection = AtsConnectionFactory(organization=org)
+    first, second = _jobs_in_two_workers()
+    dates = [
+        "0001-01-01T00:00:00+01:00",  # before the year 1 in UTC
+        "9999-12-31T23:30:00-01:00",  # after the year 9999 in UTC
+        "2999-01-01T00:00:00Z",  # in the future
+        "2026-01-01T00:00:00",  # no time zone
+    ]
+    lines = _lines(
+        *(
+            make_event(
+                id=f"odd-{n}",
+                occurred_at=moment,
+                job=first if n % 2 else second,
+                application={"id": f"odd-app-{n}", "candidate_id": "c-1"},
+            )
+            for n, moment in enumerate(dates)
+        ),
+        make_event(id="fine", job=first, application={"id": "fine-app", "candidate_id": "c-1"}),
+    )
+
+    before = {p.month for p in partition_list("failures_recruitingevent")}
+
+    result = events_import(connection=connection, lines=lines, workers=2)
+
+    assert result.imported == 1
+    assert [(e.line, e.field) for e in result.errors] == [(n, "occurred_at") for n in range(1, 5)]
+    created = {p.month for p in partition_list("failures_recruitingevent")} - before
+    assert not any(month.year in (1, 2999, 9999) for month in created)
+
+
+def test_a_job_id_with_spaces_is_the_same_job_in_the_same_worker(org, make_event):
+    connection = AtsConnectionFactory(organization=org)
+    ids = [" J1", "J1", "J1 "]  # event_parse strips them: one job, its lines in order
+    lines = _lines(
+        *(
+            make_event(
+                id=f"j-{n}",
+                job={"id": job_id},
+                application={"id": "app-j", "candidate_id": "c-j"},
+                stage={"name": f"Stage {n}"},
+                occurred_at=f"2026-11-0{n + 1}T09:00:00Z",
+            )
+            for n, job_id in enumerate(ids)
+        )
+    )
+
+    result = events_import(connection=connection, lines=lines, chunk_lines=1, workers=3)
+
+    assert (result.imported, result.invalid) == (3, 0)
+    application = Application.objects.get(connection=connection, ats_id="app-j")
+    assert (application.job.ats_id, application.current_stage) == ("J1", "Stage 2")
+
+
+def test_workers_never_use_or_close_a_connection_the_parent_kept_open(org, make_event, monkeypatch):
+    """Forked with the parent's session still open: each worker opens its own."""
+    from django.db import connections
+
+    connection = AtsConnectionFactory(organization=org)
+    first, second = _jobs_in_two_workers()
+    # The parent cannot close its connection (as when Django keeps one for a transaction).
+    monkeypatch.setattr(connections, "close_all", lambda: None)
+    db.ensure_connection()
+    parent_session = db.connection
+    lines = _lines(
+        *(
+            make_event(
+                id=f"open-{n}",
+                job=(first, second)[n % 2],
+                application={"id": f"open-app-{n % 6}", "candidate_id": f"c-{n % 6}"},
+            )
+            for n in range(60)
+        )
+    )
+
+    result = events_import(connection=connection, lines=lines, chunk_lines=5, workers=2)
+
+    assert (result.imported, result.invalid) == (60, 0)
+    assert db.connection is parent_session  # still the parent's, and still working
+    assert RecruitingEvent.objects.filter(connection=connection).count() == 60
