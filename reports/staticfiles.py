@@ -29,7 +29,9 @@ class PlotlyJsFinder(BaseFinder):
         if path == PLOTLY_STATIC_PATH:
             match = os.path.join(_PACKAGE_DATA, "plotly.min.js")
             return [match] if find_all else match
-        return [] if find_all else ""
+        # Nothing, as Django's own finders say it: an empty list (a "" would be taken for a
+        # match, and the development server would answer a missing file with a 500).
+        return []
 
     def list(self, ignore_patterns: Any) -> Iterator[tuple[str, FileSystemStorage]]:
         yield "plotly.min.js", self.storage

@@ -495,3 +495,18 @@ def test_dashboard_role_in_one_organization_does_not_open_anothers(
     assert (
         client.get("/dashboards/failures.csv", {"organization": other_org.slug}).status_code == 404
     )
+
+
+def test_a_missing_static_file_is_not_found_not_an_error(rf):
+    """The development server (`make run`) looks files up through every finder."""
+    from django.contrib.staticfiles import finders
+    from django.contrib.staticfiles.views import serve
+    from django.http import Http404
+
+    from reports.staticfiles import PLOTLY_STATIC_PATH
+
+    assert finders.find("no/such/file.js") is None
+    assert finders.find("no/such/file.js", find_all=True) == []
+    assert finders.find(PLOTLY_STATIC_PATH).endswith("plotly.min.js")
+    with pytest.raises(Http404):
+        serve(rf.get("/static/no/such/file.js"), "no/such/file.js", insecure=True)
