@@ -290,3 +290,31 @@ def test_workers_never_use_or_close_a_connection_the_parent_kept_open(org, make_
     assert (result.imported, result.invalid) == (60, 0)
     assert db.connection is parent_session  # still the parent's, and still working
     assert RecruitingEvent.objects.filter(connection=connection).count() == 60
+
+
+def test_a_worker_killed_outright_stops_the_import_instead_of_hanging(org, make_event, monkeypatch):
+    """As when the kernel's out-of-memory killer picks a worker: no word from it, ever."""
+    import os
+    import signal
+
+    import failures.bulk as bulk
+
+    chunk_import = bulk._chunk_import
+
+    def die_on_one_line(connection, lines, detect, result):
+        if any(line.event.id == "die" for line in lines):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return chunk_import(connection, lines, detect, result)
+
+    monkeypatch.setattr(bulk, "_chunk_import", die_on_one_line)
+    connection = AtsConnectionFactory(organization=org)
+    first, second = _jobs_in_two_workers()
+    lines = _lines(
+        *(make_event(id=f"fine-{n}", job=second) for n in range(200)),
+        make_event(id="die", job=first, application={"id": "app-d", "candidate_id": "c-d"}),
+    )
+
+    with pytest.raises(WorkerFailed, match="died"):
+        events_import(connection=connection, lines=lines, chunk_lines=10, workers=2)
+
+    assert not multiprocessing.active_children()
