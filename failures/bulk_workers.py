@@ -44,7 +44,7 @@ from failures.bulk import (
     line_limit,
     numbered_import,
 )
-from failures.events import MAX_YEAR, MIN_YEAR
+from failures.events import EventInvalid, _timestamp_any
 from failures.models import AtsConnection
 from failures.processes import inherited_connections_forget
 
@@ -73,19 +73,11 @@ def _route(raw: Any, workers: int) -> tuple[int, datetime | None]:
     # Stripped as event_parse strips it: " J1" and "J1" are the same job, in one worker.
     key = str(job_id).strip() if job_id is not None else ""
     worker = zlib.crc32(key.encode()) % workers if key else 0
-    occurred_at = data.get("occurred_at")
-    if not isinstance(occurred_at, str):
+    try:  # event_parse's own rule: ISO 8601, with a time zone, a year from 1970 to 2999
+        moment = _timestamp_any(data.get("occurred_at"), "occurred_at")
+    except EventInvalid:  # the worker refuses the line, naming the field
         return worker, None
-    try:
-        moment = datetime.fromisoformat(occurred_at)
-        if moment.utcoffset() is None:
-            return worker, None  # naive: the worker refuses the line, naming the field
-        moment = moment.astimezone(UTC)
-    except (ValueError, OverflowError):  # the same
-        return worker, None
-    if not MIN_YEAR <= moment.year <= MAX_YEAR:
-        return worker, None
-    return worker, moment
+    return worker, moment.astimezone(UTC)
 
 
 def _worker(
